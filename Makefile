@@ -1,0 +1,48 @@
+# One entry point per habit. Every target that runs code sets the project up first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SRC := dispatcher actors api
+
+# The machine's own servers, for make test-system (CI runs the suite both ways).
+SYSTEM_REDIS_URL ?= redis://127.0.0.1:6379/15
+SYSTEM_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: setup test test-system lint format bench demo clean
+
+setup: $(STAMP)
+
+# Reinstalled only when pyproject.toml changes: quick when already done.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests that need Redis and Postgres, against already-running servers instead of embedded.
+test-system: setup
+	DISPATCHER_REDIS_URL=$(SYSTEM_REDIS_URL) DISPATCHER_DATABASE_URL=$(SYSTEM_DATABASE_URL) \
+		$(BIN)/python -m pytest -m services $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(SRC)
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python -m dispatcher.bench
+
+demo: setup
+	$(BIN)/dispatcher demo
+
+clean:
+	rm -rf $(VENV) .dispatcher .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""The one settings object: environment variables, with defaults that run on a laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dispatcher.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every tunable of the dispatcher, read from ``DISPATCHER_*`` and the seed's WhatsApp names.
+
+    Empty ``database_url`` / ``redis_url`` mean "start embedded servers under ``data_dir``".
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCHER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = ""
+    redis_url: str = ""
+    ray_address: str = ""
+    data_dir: Path = Path(".dispatcher")
+    api_token: SecretStr = SecretStr("")
+
+    verify_token: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_VERIFY_TOKEN")
+    app_secret: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_APP_SECRET")
+    graph_url: str = Field(default="https://graph.facebook.com", validation_alias="META_GRAPH_URL")
+    api_version: str = Field(default="v23.0", validation_alias="META_API_VERSION")
+
+
+def load_settings() -> Settings:
+    """Read the settings; a bad value fails with a one-line :class:`ConfigError` naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(_env_name(name), first["msg"]) from None
+
+
+def require(settings: Settings, field: str) -> str:
+    """The value of a setting that must not be empty, or a :class:`ConfigError` naming it."""
+    value = getattr(settings, field)
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    if not raw:
+        raise ConfigError(_env_name(field), "not configured")
+    return raw
+
+
+_ALIASES = {
+    "verify_token": "WHATSAPP_VERIFY_TOKEN",
+    "app_secret": "WHATSAPP_APP_SECRET",
+    "graph_url": "META_GRAPH_URL",
+    "api_version": "META_API_VERSION",
+}
+
+
+def _env_name(field: str) -> str:
+    if field in _ALIASES.values():
+        return field
+    return _ALIASES.get(field, f"DISPATCHER_{field.upper()}")
