@@ -23,3 +23,30 @@ class ServiceError(DispatcherError):
         super().__init__(f"{service}: {problem}")
         self.service = service
         self.problem = problem
+
+
+class StoreError(DispatcherError):
+    """The store refused an operation; ``entity`` and ``key`` say on what."""
+
+    def __init__(self, entity: str, key: object, problem: str) -> None:
+        super().__init__(f"{entity} {key}: {problem}")
+        self.entity = entity
+        self.key = key
+        self.problem = problem
+
+
+class InvalidRecipientError(StoreError):
+    """A recipient row of an ingest is invalid; ``index`` is its position in the input."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__("recipient", f"#{index}", problem)
+        self.index = index
+
+
+class QueueError(DispatcherError):
+    """The durable queue refused an operation; ``queue`` names it."""
+
+    def __init__(self, queue: str, problem: str) -> None:
+        super().__init__(f"queue {queue}: {problem}")
+        self.queue = queue
+        self.problem = problem
