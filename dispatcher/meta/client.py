@@ -1,0 +1,150 @@
+"""Async client for the WhatsApp Cloud API (or any simulator at ``META_GRAPH_URL``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dispatcher.meta.error_codes import NETWORK_ERROR, ErrorTable
+from dispatcher.meta.messages import (
+    MetaError,
+    SendResult,
+    Template,
+    Variables,
+    parse_error,
+    parse_send_response,
+    template_body,
+)
+from dispatcher.meta.tiers import MessagingTier
+from dispatcher.meta.transport import (
+    PoolConfig,
+    Transport,
+    TransportError,
+    TransportKind,
+    make_transport,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRANSPORT = TransportKind.AIOHTTP
+PHONE_FIELDS = "messaging_limit_tier,throughput,quality_rating,verified_name"
+PORTFOLIO_FIELDS = "whatsapp_business_manager_messaging_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumberInfo:
+    """What the Graph API says about a business phone number."""
+
+    phone_number_id: str
+    verified_name: str | None
+    quality_rating: str | None
+    throughput_mps: int | None
+    """Messages per second; Meta reports a level (``STANDARD`` = 80, ``HIGH`` = 1,000)."""
+    messaging_tier: MessagingTier | None
+    """The deprecated per-number field, still seen; prefer the portfolio's limit."""
+
+
+THROUGHPUT_LEVELS = {"STANDARD": 80, "HIGH": 1_000, "NOT_APPLICABLE": None}
+
+
+class MetaClient:
+    """Sends template messages and reads number and portfolio facts.
+
+    ``send_template`` never raises for Meta's or the network's failures: it returns a
+    :class:`~dispatcher.meta.messages.MetaError` carrying the error's class. One client
+    (one connection pool) per instance actor.
+    """
+
+    def __init__(
+        self,
+        graph_url: str,
+        api_version: str,
+        *,
+        transport: Transport | None = None,
+        transport_kind: TransportKind = DEFAULT_TRANSPORT,
+        pool: PoolConfig | None = None,
+        error_table: ErrorTable | None = None,
+    ) -> None:
+        self._base = f"{graph_url.rstrip('/')}/{api_version.strip('/')}"
+        self._transport = transport or make_transport(transport_kind, pool)
+        self._errors = error_table or ErrorTable()
+
+    async def send_template(
+        self,
+        phone_number_id: str,
+        token: str,
+        recipient: str,
+        template: Template,
+        variables: Variables = None,
+        callback_data: str | None = None,
+    ) -> SendResult:
+        """Send one template message; the wamid or the classified error."""
+        body = template_body(recipient, template, variables, callback_data)
+        return await self.send_raw(phone_number_id, token, body)
+
+    async def send_raw(self, phone_number_id: str, token: str, body: bytes) -> SendResult:
+        """Send a prepared JSON body (see :func:`~dispatcher.meta.messages.template_body`)."""
+        url = f"{self._base}/{phone_number_id}/messages"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        try:
+            status, answer = await self._transport.request("POST", url, headers, body)
+        except TransportError as exc:
+            return MetaError(NETWORK_ERROR, code=None, message=str(exc))
+        return parse_send_response(status, answer, self._errors)
+
+    async def phone_number(self, phone_number_id: str, token: str) -> PhoneNumberInfo:
+        """``GET /{phone_number_id}``: tier, throughput, quality and name; raises MetaError."""
+        data = await self._get(phone_number_id, token, PHONE_FIELDS)
+        throughput = data.get("throughput")
+        level = throughput.get("level") if isinstance(throughput, dict) else None
+        tier = data.get("messaging_limit_tier")
+        return PhoneNumberInfo(
+            phone_number_id=str(data.get("id", phone_number_id)),
+            verified_name=data.get("verified_name"),
+            quality_rating=data.get("quality_rating"),
+            throughput_mps=THROUGHPUT_LEVELS.get(level) if isinstance(level, str) else None,
+            messaging_tier=_tier_or_none(tier),
+        )
+
+    async def portfolio_limit(self, business_id: str, token: str) -> MessagingTier | None:
+        """The business portfolio's messaging limit, or None if Meta does not say."""
+        data = await self._get(business_id, token, PORTFOLIO_FIELDS)
+        value = data.get(PORTFOLIO_FIELDS)
+        if isinstance(value, dict):  # {"messaging_limit": "TIER_2K"} in some versions
+            value = value.get("messaging_limit") or value.get("tier")
+        return _tier_or_none(value)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def _get(self, node: str, token: str, fields: str) -> dict[str, Any]:
+        url = f"{self._base}/{node}?fields={fields}"
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            status, answer = await self._transport.request("GET", url, headers)
+        except TransportError as exc:
+            raise MetaError(NETWORK_ERROR, code=None, message=str(exc)) from None
+        if not 200 <= status < 300:
+            raise parse_error(status, answer, self._errors)
+        try:
+            data = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise MetaError(
+                self._errors.classify(None, 502), code=None, http_status=status, message="not JSON"
+            )
+        return data
+
+
+def _tier_or_none(value: object) -> MessagingTier | None:
+    if value is None:
+        return None
+    try:
+        return MessagingTier.parse(value if isinstance(value, int | str) else str(value))
+    except ValueError:
+        log.warning("unknown messaging limit %r from the Graph API", value)
+        return None

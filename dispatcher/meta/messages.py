@@ -1,0 +1,192 @@
+"""Meta's message payloads: the template send body and the parsed answers.
+
+Plain functions and slots dataclasses: this runs once per message, where pydantic validation
+would cost more than the send itself. The edges (API input, webhook payloads) use pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from dispatcher.errors import DispatcherError
+from dispatcher.meta.error_codes import ErrorClass, ErrorRule, ErrorTable
+
+BSUID_RE = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
+"""A business-scoped user id (2026): two-letter country code, a dot, letters and digits."""
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+JsonObject = dict[str, Any]
+Variables = Mapping[str, str] | Sequence[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A message template as the campaign names it."""
+
+    name: str
+    language: str
+    components: Sequence[JsonObject] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class SendOk:
+    """Meta accepted the message."""
+
+    wamid: str
+
+
+class MetaError(DispatcherError):
+    """A Graph API call failed; carries everything Meta said and the class of the failure.
+
+    ``message`` and ``details`` are Meta's words; the access token never appears in them.
+    """
+
+    def __init__(
+        self,
+        rule: ErrorRule,
+        *,
+        code: int | None,
+        message: str,
+        http_status: int | None = None,
+        subcode: int | None = None,
+        details: str | None = None,
+        fbtrace_id: str | None = None,
+    ) -> None:
+        label = f"(#{code})" if code is not None else f"(HTTP {http_status})"
+        super().__init__(message if message.startswith(label) else f"{label} {message}")
+        self.rule = rule
+        self.code = code
+        self.subcode = subcode
+        self.message = message
+        self.details = details
+        self.fbtrace_id = fbtrace_id
+        self.http_status = http_status
+
+    @property
+    def error_class(self) -> ErrorClass:
+        return self.rule.error_class
+
+
+SendResult = SendOk | MetaError
+
+
+def recipient_field(recipient: str) -> tuple[str, str]:
+    """``("to", phone)`` for an E.164 phone, ``("recipient", bsuid)`` for a BSUID."""
+    if BSUID_RE.match(recipient):
+        return "recipient", recipient
+    return "to", recipient
+
+
+def template_body(
+    recipient: str,
+    template: Template,
+    variables: Variables = None,
+    callback_data: str | None = None,
+) -> bytes:
+    """The JSON body of a template send.
+
+    ``variables`` as a list fill the body's ``{{1}}``, ``{{2}}``... parameters in order; as a
+    mapping they replace ``{{name}}`` placeholders in the template's component texts.
+    """
+    components = _components(template.components, variables)
+    key, value = recipient_field(recipient)
+    payload: JsonObject = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        key: value,
+        "type": "template",
+        "template": {"name": template.name, "language": {"code": template.language}},
+    }
+    if components:
+        payload["template"]["components"] = components
+    if callback_data is not None:
+        payload["biz_opaque_callback_data"] = callback_data
+    return orjson.dumps(payload)
+
+
+def _components(components: Sequence[JsonObject], variables: Variables) -> list[JsonObject]:
+    if not variables:
+        return list(components)
+    if isinstance(variables, Mapping):
+        return [_substitute(component, variables) for component in components]
+    parameters = [{"type": "text", "text": str(value)} for value in variables]
+    rest = [c for c in components if c.get("type") != "body"]
+    return [*rest, {"type": "body", "parameters": parameters}]
+
+
+def _substitute(value: Any, variables: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        if "{{" not in value:
+            return value
+        for name, replacement in variables.items():
+            value = value.replace("{{" + name + "}}", str(replacement))
+        return value
+    if isinstance(value, dict):
+        return {key: _substitute(item, variables) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, variables) for item in value]
+    return value
+
+
+def parse_send_response(status: int, body: bytes, table: ErrorTable) -> SendResult:
+    """A send's answer: the wamid, or a :class:`MetaError` (never an exception raised)."""
+    data = _json_object(body)
+    if 200 <= status < 300:
+        try:
+            wamid = data["messages"][0]["id"]
+        except (KeyError, IndexError, TypeError):
+            wamid = None
+        if isinstance(wamid, str) and wamid:
+            return SendOk(wamid)
+        rule = table.classify(None, 502)
+        return MetaError(
+            rule, code=None, http_status=status, message="success without a message id"
+        )
+    return parse_error(status, data, table)
+
+
+def parse_error(status: int, data: JsonObject | bytes, table: ErrorTable) -> MetaError:
+    """A Graph API error body (``{"error": {...}}``) as a :class:`MetaError`."""
+    if isinstance(data, bytes):
+        data = _json_object(data)
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        rule = table.classify(None, status)
+        return MetaError(
+            rule, code=None, http_status=status, message=f"HTTP {status} without an error body"
+        )
+    code = _int_or_none(error.get("code"))
+    error_data = error.get("error_data")
+    details = error_data.get("details") if isinstance(error_data, dict) else None
+    return MetaError(
+        table.classify(code, status),
+        code=code,
+        subcode=_int_or_none(error.get("error_subcode")),
+        message=str(error.get("message") or ""),
+        details=str(details) if details is not None else None,
+        fbtrace_id=error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None,
+        http_status=status,
+    )
+
+
+def _json_object(body: bytes) -> JsonObject:
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,1 @@
+"""A faithful local simulator of the WhatsApp Cloud API, for the demo, tests and benchmarks."""

@@ -1,0 +1,172 @@
+"""The sandbox's HTTP face: Meta's Graph API paths plus a small ``/_sandbox`` control API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dispatcher.sandbox.config import SandboxConfig
+from dispatcher.sandbox.simulator import Simulator
+
+
+class FaultsUpdate(BaseModel):
+    """``POST /_sandbox/faults``: set any of these; omitted ones keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float | None = Field(default=None, ge=0, le=60_000)
+    error_5xx_ratio: float | None = Field(default=None, ge=0, le=1)
+    timeout_ratio: float | None = Field(default=None, ge=0, le=1)
+    timeout_s: float | None = Field(default=None, ge=0, le=600)
+    throttle_burst: int | None = Field(default=None, ge=0)
+    expire_token: str | None = None
+    restore_token: str | None = None
+    clear: bool = False
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _bad_request(message: str) -> Response:
+    return _json(400, {"error": {"code": "bad_request", "message": message}})
+
+
+def create_app(simulator: Simulator) -> Starlette:
+    """The ASGI app around one :class:`Simulator`."""
+
+    async def messages(request: Request) -> Response:
+        body = await request.body()
+        fault = simulator.pre_send_fault()
+        if fault is not None:
+            kind, seconds = fault
+            if kind == "timeout":
+                await asyncio.sleep(seconds)
+                return _json(504, {"error": {"message": "Gateway timeout", "code": 2}})
+            return _json(503, {"error": {"message": "Service temporarily unavailable"}})
+        if simulator.faults.latency_s:
+            await asyncio.sleep(simulator.faults.latency_s)
+        status, payload = simulator.send(
+            request.path_params["node"], request.headers.get("authorization"), body
+        )
+        return _json(status, payload)
+
+    async def node(request: Request) -> Response:
+        status, payload = simulator.node(
+            request.path_params["node"],
+            request.headers.get("authorization"),
+            request.query_params.get("fields"),
+        )
+        return _json(status, payload)
+
+    async def health(_: Request) -> Response:
+        return _json(200, {"status": "ok"})
+
+    async def audit(_: Request) -> Response:
+        report = simulator.audit.report()
+        report["webhooks_scheduled"] = simulator.webhooks.pending()
+        return _json(200, report)
+
+    async def requests(request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "1000"))
+        except ValueError:
+            return _bad_request("limit must be a whole number")
+        records = list(simulator.audit.records)[-max(0, limit) :] if limit else []
+        return _json(
+            200,
+            [
+                {"t": t, "phone_number_id": pid, "recipient": r, "body_hash": h, "status": s}
+                for t, pid, r, h, s in records
+            ],
+        )
+
+    async def faults(request: Request) -> Response:
+        try:
+            update = FaultsUpdate.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        current = simulator.faults
+        if update.clear:
+            current.latency_s = current.error_5xx_ratio = current.timeout_ratio = 0.0
+            current.throttle_burst = 0
+            current.expired_tokens.clear()
+        if update.latency_ms is not None:
+            current.latency_s = update.latency_ms / 1000
+        for name in ("error_5xx_ratio", "timeout_ratio", "timeout_s", "throttle_burst"):
+            value = getattr(update, name)
+            if value is not None:
+                setattr(current, name, value)
+        for pid in (update.expire_token, update.restore_token):
+            if pid is not None and pid not in simulator.numbers:
+                return _bad_request(f"unknown phone_number_id {pid!r}")
+        if update.expire_token is not None:
+            current.expired_tokens.add(update.expire_token)
+        if update.restore_token is not None:
+            current.expired_tokens.discard(update.restore_token)
+        return _json(
+            200,
+            {
+                "latency_ms": current.latency_s * 1000,
+                "error_5xx_ratio": current.error_5xx_ratio,
+                "timeout_ratio": current.timeout_ratio,
+                "timeout_s": current.timeout_s,
+                "throttle_burst": current.throttle_burst,
+                "expired_tokens": sorted(current.expired_tokens),
+            },
+        )
+
+    async def reset(request: Request) -> Response:
+        body = await request.body()
+        try:
+            config = SandboxConfig.model_validate_json(body) if body else simulator.config
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        simulator.configure(config)
+        simulator.webhooks.start(simulator.numbers)
+        return _json(200, {"status": "reset", "numbers": sorted(simulator.numbers)})
+
+    async def clock(request: Request) -> Response:
+        try:
+            advance = float(orjson.loads(await request.body())["advance_s"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return _bad_request('expected {"advance_s": seconds}')
+        if advance < 0:
+            return _bad_request("the clock never runs backwards")
+        simulator.clock_offset_s += advance
+        return _json(200, {"offset_s": simulator.clock_offset_s})
+
+    async def flush(_: Request) -> Response:
+        return _json(200, {"flushed": await simulator.webhooks.flush()})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        simulator.webhooks.start(simulator.numbers)
+        try:
+            yield
+        finally:
+            await simulator.webhooks.stop()
+
+    return Starlette(
+        routes=[
+            Route("/_sandbox/health", health),
+            Route("/_sandbox/audit", audit),
+            Route("/_sandbox/requests", requests),
+            Route("/_sandbox/faults", faults, methods=["POST"]),
+            Route("/_sandbox/reset", reset, methods=["POST"]),
+            Route("/_sandbox/clock", clock, methods=["POST"]),
+            Route("/_sandbox/flush", flush, methods=["POST"]),
+            Route("/{version}/{node}/messages", messages, methods=["POST"]),
+            Route("/{version}/{node}", node, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,359 @@
+"""The simulated Cloud API's decisions: validation, limits, faults, in Meta's words and shapes.
+
+No HTTP here: :meth:`Simulator.send` takes what a request carried and returns the status and
+JSON body to answer with. The app (``app.py``) wires it to Starlette.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from dispatcher.meta.messages import BSUID_RE
+from dispatcher.sandbox.audit import Audit
+from dispatcher.sandbox.config import NumberConfig, SandboxConfig
+from dispatcher.sandbox.limits import PairLimiter, SlidingWindowCounter, UniqueRecipientWindow
+from dispatcher.sandbox.webhooks import Accepted, WebhookSender
+
+PHONE_RE = re.compile(r"^\+?[1-9][0-9]{6,14}$")
+THROUGHPUT_LEVEL = {80: "STANDARD", 1000: "HIGH"}
+
+JsonObject = dict[str, Any]
+Answer = tuple[int, JsonObject]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSend:
+    recipient: str
+    """E.164 with its ``+``, or a BSUID."""
+    template: str
+    callback_data: str | None
+
+
+@dataclass(slots=True)
+class Faults:
+    """Faults injected at run time through ``POST /_sandbox/faults``."""
+
+    latency_s: float = 0.0
+    error_5xx_ratio: float = 0.0
+    timeout_ratio: float = 0.0
+    timeout_s: float = 30.0
+    """A timed-out request hangs this long (longer than any sane client timeout), then 504."""
+    throttle_burst: int = 0
+    """The next this-many sends answer 130429 whatever the rate."""
+    expired_tokens: set[str] = field(default_factory=set)
+    """Numbers whose token has expired: every call answers 190."""
+
+
+def meta_error(
+    code: int,
+    message: str,
+    details: str | None = None,
+    *,
+    subcode: int | None = None,
+    error_type: str = "OAuthException",
+) -> JsonObject:
+    """Meta's error body: ``{"error": {message, type, code, error_data, fbtrace_id}}``."""
+    error: JsonObject = {
+        "message": f"(#{code}) {message}",
+        "type": error_type,
+        "code": code,
+        "fbtrace_id": "A" + base64.urlsafe_b64encode(os.urandom(15)).decode(),
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if details is not None:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    return {"error": error}
+
+
+class Simulator:
+    """One simulated Meta: its numbers, portfolios, limits, faults and audit."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._base_clock = clock
+        self.clock_offset_s = 0.0
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._wamid_prefix = base64.urlsafe_b64encode(os.urandom(6)).decode()
+        self._wamid_seq = itertools.count(1)
+        self.faults = Faults()
+        self.configure(config)
+
+    def now(self) -> float:
+        """The sandbox's clock: monotonic, plus whatever tests advanced it by."""
+        return self._base_clock() + self.clock_offset_s
+
+    def wall(self) -> float:
+        return self._wall_clock() + self.clock_offset_s
+
+    def configure(self, config: SandboxConfig) -> None:
+        """Start over with ``config``: limits, audit and scheduled webhooks are reset."""
+        self.config = config
+        self.numbers = {n.phone_number_id: n for n in config.numbers}
+        self.portfolios = {p.business_id: p for p in config.portfolios}
+        self.templates = None if config.templates is None else {t.name: t for t in config.templates}
+        self.audit = Audit(config.max_records, config.throughput_window_s)
+        self._throughput = {
+            pid: SlidingWindowCounter(config.throughput_window_s) for pid in self.numbers
+        }
+        self._pairs = {
+            pid: PairLimiter(config.pair_interval_s, config.pair_burst) for pid in self.numbers
+        }
+        self._unique = {
+            bid: UniqueRecipientWindow(config.messaging_window_s) for bid in self.portfolios
+        }
+        self.faults = Faults()
+        old = getattr(self, "webhooks", None)
+        if old is not None:
+            old.clear()
+            old.config = config.webhook
+            self.webhooks = old
+        else:
+            self.webhooks = WebhookSender(
+                config.webhook, self.audit, self.now, self.wall, self._rng
+            )
+        self.webhooks._audit = self.audit
+
+    # -- the Graph API ----------------------------------------------------------------
+
+    def pre_send_fault(self) -> tuple[str, float] | None:
+        """A fault that hits before the request is looked at: ``("timeout"|"5xx", seconds)``."""
+        faults = self.faults
+        if faults.timeout_ratio and self._rng.random() < faults.timeout_ratio:
+            self.audit.faults_injected["timeout"] += 1
+            return "timeout", faults.timeout_s
+        if faults.error_5xx_ratio and self._rng.random() < faults.error_5xx_ratio:
+            self.audit.faults_injected["5xx"] += 1
+            return "5xx", 0.0
+        return None
+
+    def send(self, phone_number_id: str, authorization: str | None, body: bytes) -> Answer:
+        """Answer ``POST /{version}/{phone_number_id}/messages``."""
+        now = self.now()
+        number = self.numbers.get(phone_number_id)
+        if number is None:
+            return 400, meta_error(
+                100,
+                f"Unsupported post request. Object with ID '{phone_number_id}' does not exist",
+                subcode=33,
+                error_type="GraphMethodException",
+            )
+        self.audit.received(phone_number_id, now)
+        if (denied := self._check_token(number, authorization)) is not None:
+            return self._refuse(number, "", body, now, denied)
+        parsed = self._parse(body)
+        if not isinstance(parsed, ParsedSend):
+            return self._refuse(number, "", body, now, parsed)
+        recipient, template_name, callback_data = (
+            parsed.recipient,
+            parsed.template,
+            parsed.callback_data,
+        )
+        if (bad := self._check_template(template_name, recipient)) is not None:
+            return self._refuse(number, recipient, body, now, bad)
+        if self.faults.throttle_burst > 0:
+            self.faults.throttle_burst -= 1
+            self.audit.faults_injected["throttle"] += 1
+            return self._refuse(number, recipient, body, now, self._throughput_error(number))
+        if self._throughput[phone_number_id].count(now) >= number.throughput_mps:
+            self.audit.number(phone_number_id).throughput_violations += 1
+            return self._refuse(number, recipient, body, now, self._throughput_error(number))
+        if not self._pairs[phone_number_id].allow(recipient, now):
+            self.audit.number(phone_number_id).pair_violations += 1
+            return self._refuse(
+                number,
+                recipient,
+                body,
+                now,
+                (
+                    400,
+                    meta_error(
+                        131056,
+                        "(Business Account, Consumer Account) pair rate limit hit",
+                        "Message failed to send because there were too many messages sent from "
+                        "this phone number to the same phone number in a short period of time.",
+                    ),
+                ),
+            )
+        self._throughput[phone_number_id].add(now)
+        wamid = self._wamid()
+        fail_code = self._tier_check(number, recipient, now)
+        if fail_code is None and recipient in number.undeliverable:
+            fail_code = 131026
+        self.audit.accepted(phone_number_id, callback_data)
+        self.audit.answered(phone_number_id, recipient, body, 200, now)
+        self.webhooks.schedule(Accepted(number, wamid, recipient, callback_data, fail_code))
+        contact: JsonObject = {"input": recipient}
+        if BSUID_RE.match(recipient):
+            contact["user_id"] = recipient
+        else:
+            contact["wa_id"] = recipient.lstrip("+")
+        return 200, {
+            "messaging_product": "whatsapp",
+            "contacts": [contact],
+            "messages": [{"id": wamid, "message_status": "accepted"}],
+        }
+
+    def _tier_check(self, number: NumberConfig, recipient: str, now: float) -> int | None:
+        """Meta documents no send error for a reached messaging limit: the call succeeds and
+        the message then fails by webhook (131049 here). The audit counts it as a violation."""
+        window = self._unique[number.business_id]
+        limit = self.portfolios[number.business_id].messaging_tier.limit
+        if window.contains(recipient, now) or limit is None or window.unique(now) < limit:
+            window.add(recipient, now)
+            return None
+        self.audit.number(number.phone_number_id).tier_violations += 1
+        return 131049
+
+    def _refuse(
+        self, number: NumberConfig, recipient: str, body: bytes, now: float, answer: Answer
+    ) -> Answer:
+        status, payload = answer
+        self.audit.error(number.phone_number_id, int(payload["error"]["code"]))
+        self.audit.answered(number.phone_number_id, recipient, body, status, now)
+        return answer
+
+    @staticmethod
+    def _throughput_error(number: NumberConfig) -> Answer:
+        return 400, meta_error(
+            130429,
+            "Rate limit hit",
+            f"Cloud API message throughput ({number.throughput_mps} messages/s) has been reached.",
+        )
+
+    def _check_token(self, number: NumberConfig, authorization: str | None) -> Answer | None:
+        token = None
+        if authorization and authorization.startswith("Bearer "):
+            token = authorization[7:]
+        if token != number.token:
+            return 401, meta_error(190, "Invalid OAuth access token - Cannot parse access token")
+        if number.phone_number_id in self.faults.expired_tokens:
+            return 401, meta_error(
+                190, "Error validating access token: Session has expired", subcode=463
+            )
+        return None
+
+    @staticmethod
+    def _parse(body: bytes) -> ParsedSend | Answer:
+        """What the send asks for, or the error answer."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return 400, meta_error(100, "Invalid parameter", "Request body is not valid JSON")
+        if not isinstance(data, dict) or data.get("messaging_product") != "whatsapp":
+            return 400, meta_error(100, "Invalid parameter", "messaging_product must be 'whatsapp'")
+        if data.get("type", "text") != "template":
+            return 400, meta_error(100, "Invalid parameter", "only template messages here")
+        template = data.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("name"), str):
+            return 400, meta_error(131008, "Required parameter is missing", "template.name")
+        language = template.get("language")
+        if not isinstance(language, dict) or not isinstance(language.get("code"), str):
+            return 400, meta_error(131008, "Required parameter is missing", "template.language")
+        components = template.get("components", [])
+        if not isinstance(components, list):
+            return 400, meta_error(100, "Invalid parameter", "template.components must be a list")
+        to, user_id = data.get("to"), data.get("recipient")
+        if isinstance(to, str) and to:
+            if not PHONE_RE.match(to):
+                return 400, meta_error(
+                    131009, "Parameter value is not valid", f"'{to[:32]}' is not a phone number"
+                )
+            recipient = to if to.startswith("+") else f"+{to}"
+        elif isinstance(user_id, str) and user_id:
+            if not BSUID_RE.match(user_id):
+                return 400, meta_error(
+                    131009, "Parameter value is not valid", "recipient is not a valid BSUID"
+                )
+            recipient = user_id
+        else:
+            return 400, meta_error(131008, "Required parameter is missing", "to or recipient")
+        callback = data.get("biz_opaque_callback_data")
+        if callback is not None and (not isinstance(callback, str) or len(callback) > 512):
+            return 400, meta_error(
+                100, "Invalid parameter", "biz_opaque_callback_data: a string of 512 at most"
+            )
+        return ParsedSend(recipient, template["name"], callback)
+
+    def _check_template(self, name: str, recipient: str) -> Answer | None:
+        if self.templates is None:
+            return None
+        template = self.templates.get(name)
+        if template is None:
+            return 404, meta_error(
+                132001,
+                "Template name does not exist in the translation",
+                f"template name ({name[:64]}) does not exist",
+            )
+        if template.category == "AUTHENTICATION" and BSUID_RE.match(recipient):
+            return 400, meta_error(
+                131062,
+                "Business-scoped user ID recipients not supported",
+                "authentication templates need a phone number recipient",
+            )
+        return None
+
+    def _wamid(self) -> str:
+        seq = next(self._wamid_seq).to_bytes(6, "big")
+        return "wamid.HBgL" + self._wamid_prefix + base64.urlsafe_b64encode(seq).decode()
+
+    # -- node reads ---------------------------------------------------------------------
+
+    def node(self, node_id: str, authorization: str | None, fields: str | None) -> Answer:
+        """Answer ``GET /{version}/{phone_number_id or business_id}?fields=...``."""
+        wanted = {f.strip() for f in (fields or "").split(",") if f.strip()}
+        number = self.numbers.get(node_id)
+        if number is not None:
+            if (denied := self._check_token(number, authorization)) is not None:
+                return denied
+            tier = self.portfolios[number.business_id].messaging_tier
+            data: JsonObject = {
+                "id": number.phone_number_id,
+                "verified_name": number.verified_name,
+                "display_phone_number": number.display_phone_number,
+                "quality_rating": number.quality_rating,
+                "messaging_limit_tier": tier.value,
+                "throughput": {"level": THROUGHPUT_LEVEL.get(number.throughput_mps, "STANDARD")},
+            }
+            return 200, _select(data, wanted)
+        portfolio = self.portfolios.get(node_id)
+        if portfolio is not None:
+            tokens = {n.token for n in self.numbers.values() if n.business_id == node_id}
+            token = (authorization or "")[7:] if (authorization or "").startswith("Bearer ") else ""
+            if token not in tokens:
+                return 401, meta_error(
+                    190, "Invalid OAuth access token - Cannot parse access token"
+                )
+            data = {
+                "id": node_id,
+                "whatsapp_business_manager_messaging_limit": portfolio.messaging_tier.value,
+            }
+            return 200, _select(data, wanted)
+        return 400, meta_error(
+            100,
+            f"Unsupported get request. Object with ID '{node_id}' does not exist",
+            subcode=33,
+            error_type="GraphMethodException",
+        )
+
+
+def _select(data: JsonObject, wanted: set[str]) -> JsonObject:
+    if not wanted:
+        return data
+    return {key: value for key, value in data.items() if key == "id" or key in wanted}

@@ -1,0 +1,214 @@
+"""Signed status callbacks, batched like Meta's: sent, delivered, read, or failed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from dispatcher.meta.signature import sign
+from dispatcher.sandbox.audit import Audit
+from dispatcher.sandbox.config import NumberConfig, WebhookConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message the sandbox accepted: what its statuses need."""
+
+    number: NumberConfig
+    wamid: str
+    recipient: str
+    callback_data: str | None
+    fail_code: int | None
+    """Fail with this code (after ``sent``) instead of delivering."""
+
+
+FAILURES = {
+    131026: (
+        "Message undeliverable",
+        "Unable to deliver message: the recipient cannot be reached.",
+    ),
+    131049: (
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+        "The business portfolio reached its messaging limit for the moving 24 h window.",
+    ),
+}
+
+
+class WebhookSender:
+    """Schedules each accepted message's statuses and POSTs the due ones in batches."""
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        audit: Audit,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._audit = audit
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng or random.Random()
+        self._heap: list[tuple[float, int, str, dict[str, Any]]] = []
+        self._seq = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def pending(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, message: Accepted) -> None:
+        """Queue the statuses of one accepted message, each after its configured delay."""
+        config = self.config
+        now = self._clock()
+        self._push(now + config.sent_delay_s, message, "sent")
+        if message.fail_code is not None:
+            self._push(now + config.delivered_delay_s, message, "failed")
+            return
+        delivered_at = now + config.delivered_delay_s
+        read = self._rng.random() < config.read_ratio
+        read_at = now + config.read_delay_s
+        if config.out_of_order and self._rng.random() < 0.5:
+            delivered_at, read_at = read_at, delivered_at
+        skip_delivered = read and self._rng.random() < config.read_skips_delivered_ratio
+        if not skip_delivered:
+            self._push(delivered_at, message, "delivered")
+        if read:
+            self._push(read_at, message, "read")
+
+    def _push(self, due: float, message: Accepted, status: str) -> None:
+        heapq.heappush(
+            self._heap,
+            (due, next(self._seq), message.number.phone_number_id, self._status(message, status)),
+        )
+
+    def _status(self, message: Accepted, status: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {"id": message.wamid, "status": status}
+        if message.recipient.startswith("+") or message.recipient.isdigit():
+            payload["recipient_id"] = message.recipient.lstrip("+")
+        else:
+            payload["recipient_user_id"] = message.recipient
+        if message.callback_data is not None:
+            payload["biz_opaque_callback_data"] = message.callback_data
+        if status == "failed" and message.fail_code is not None:
+            title, details = FAILURES[message.fail_code]
+            payload["errors"] = [
+                {
+                    "code": message.fail_code,
+                    "title": title,
+                    "message": title,
+                    "error_data": {"details": details},
+                    "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+                }
+            ]
+        elif status == "sent":
+            payload["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing"}
+        return payload
+
+    def start(self, numbers: dict[str, NumberConfig]) -> None:
+        self._numbers = numbers
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval_s)
+            try:
+                await self.flush()
+            except Exception:  # the loop must outlive any one bad batch
+                log.exception("webhook flush failed")
+
+    async def flush(self) -> int:
+        """POST every status that is due; the number of statuses taken off the schedule."""
+        now = self._clock()
+        due: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        taken = 0
+        while self._heap and self._heap[0][0] <= now:
+            _, _, phone_number_id, status = heapq.heappop(self._heap)
+            due[phone_number_id].append(status)
+            taken += 1
+        if not taken or self.config.url is None:
+            return taken
+        posts = []
+        for phone_number_id, statuses in due.items():
+            if self.config.out_of_order:
+                self._rng.shuffle(statuses)
+            for start in range(0, len(statuses), self.config.batch_max):
+                chunk = statuses[start : start + self.config.batch_max]
+                posts.append(self._post(self._payload(phone_number_id, chunk), len(chunk)))
+        if self.config.out_of_order:
+            self._rng.shuffle(posts)
+        await asyncio.gather(*posts)
+        return taken
+
+    def _payload(self, phone_number_id: str, statuses: list[dict[str, Any]]) -> bytes:
+        number = self._numbers[phone_number_id]
+        timestamp = str(int(self._wall()))
+        for status in statuses:
+            status["timestamp"] = timestamp
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": number.display_phone_number,
+                "phone_number_id": number.phone_number_id,
+            },
+            "statuses": statuses,
+        }
+        entry = {
+            "id": number.waba_id or number.business_id,
+            "changes": [{"value": value, "field": "messages"}],
+        }
+        return orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]})
+
+    async def _post(self, body: bytes, count: int) -> None:
+        assert self.config.url is not None
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)
+            )
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(self.config.app_secret, body),
+        }
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                async with self._session.post(self.config.url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status < 300:
+                        self._audit.webhook_posts += 1
+                        self._audit.webhook_statuses += count
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        self._audit.webhook_failures += 1
+        log.warning(
+            "webhook POST with %d statuses failed %d times", count, self.config.max_attempts
+        )
