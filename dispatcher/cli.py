@@ -37,6 +37,19 @@ def _services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    from dispatcher.sandbox.__main__ import load_config
+    from dispatcher.sandbox.server import serve
+
+    config = load_config(args.config, args.webhook_url)
+    numbers = ", ".join(
+        f"{n.phone_number_id} ({n.throughput_mps} msg/s, {n.business_id})" for n in config.numbers
+    )
+    console.print(f"Meta sandbox on http://{args.host}:{args.port}  numbers: {numbers}")
+    serve(config, args.host, args.port)
+    return 0
+
+
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         console.print(f"dispatcher {name}: not built yet (see the open issues)")
@@ -57,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     services.add_argument("action", choices=["up", "down", "status"])
     services.set_defaults(run=_services)
+
+    sandbox = commands.add_parser("sandbox", help="run the Meta Cloud API sandbox")
+    from dispatcher.sandbox.__main__ import add_arguments
+
+    add_arguments(sandbox)
+    sandbox.set_defaults(run=_sandbox)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
     demo.set_defaults(run=_not_built("demo"))
