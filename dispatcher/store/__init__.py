@@ -1,0 +1,60 @@
+"""Postgres, the system of record: instances, portfolios, campaigns, recipients, statuses.
+
+``Store.open(url)`` connects a pool, applies the migrations and hands out one repository per
+concept; every repository method is one round trip, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from dispatcher.store.campaigns import Campaigns
+from dispatcher.store.db import create_pool
+from dispatcher.store.instances import Instances
+from dispatcher.store.migrate import migrate
+from dispatcher.store.outcomes import Outcomes
+from dispatcher.store.portfolios import Portfolios
+from dispatcher.store.recipients import Recipients
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """The repositories over one pool."""
+
+    pool: asyncpg.Pool
+    instances: Instances
+    portfolios: Portfolios
+    campaigns: Campaigns
+    recipients: Recipients
+    outcomes: Outcomes
+
+    @classmethod
+    def over(cls, pool: asyncpg.Pool) -> Store:
+        """Repositories over an existing pool (already migrated)."""
+        return cls(
+            pool=pool,
+            instances=Instances(pool),
+            portfolios=Portfolios(pool),
+            campaigns=Campaigns(pool),
+            recipients=Recipients(pool),
+            outcomes=Outcomes(pool),
+        )
+
+    @classmethod
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, run_migrations: bool = True
+    ) -> Store:
+        """Connect (a one-line ``ServiceError`` when Postgres is unreachable) and migrate."""
+        pool = await create_pool(url, min_size=min_size, max_size=max_size)
+        if run_migrations:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        return cls.over(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+__all__ = ["Store"]

@@ -1,0 +1,181 @@
+"""Campaigns: creation, their lifecycle (validated in SQL) and their live counters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from dispatcher.store.models import Campaign, CampaignStatus
+
+_COLUMNS = (
+    "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
+    "total_sent, total_delivered, total_read, total_failed, pending_count, queued_count, "
+    "sending_count, created_at, updated_at, started_at, finished_at"
+)
+
+S = CampaignStatus
+# Which statuses a campaign may move to each status from: the one table of the lifecycle.
+TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    S.SCHEDULED: frozenset({S.DRAFT}),
+    S.RUNNING: frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED}),
+    S.PAUSED: frozenset({S.RUNNING, S.SCHEDULED}),
+    S.COMPLETED: frozenset({S.RUNNING}),
+    S.CANCELLED: frozenset({S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED}),
+    S.FAILED: frozenset({S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED}),
+}
+FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
+
+
+def _campaign(row: Mapping[str, Any]) -> Campaign:
+    return Campaign(
+        id=row["id"],
+        name=row["name"],
+        status=CampaignStatus(row["status"]),
+        status_reason=row["status_reason"],
+        template=row["template"],
+        instance_ids=list(row["instance_ids"]),
+        scheduled_at=row["scheduled_at"],
+        total_recipients=row["total_recipients"],
+        total_sent=row["total_sent"],
+        total_delivered=row["total_delivered"],
+        total_read=row["total_read"],
+        total_failed=row["total_failed"],
+        pending=row["pending_count"],
+        queued=row["queued_count"],
+        sending=row["sending_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+class Campaigns:
+    """Campaign rows. Their counters are kept by the database (see the migration): read only."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        name: str,
+        template: Mapping[str, Any],
+        instance_ids: Sequence[UUID],
+        *,
+        scheduled_at: datetime | None = None,
+    ) -> Campaign:
+        """A new campaign, ``draft`` (or ``scheduled`` when ``scheduled_at`` is given)."""
+        row = await self._pool.fetchrow(
+            f"""
+            INSERT INTO whatsapp_campaigns (name, template, instance_ids, scheduled_at, status)
+            VALUES ($1, $2, $3, $4,
+                    (CASE WHEN $4::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END)
+                        ::whatsapp_campaign_status)
+            RETURNING {_COLUMNS}
+            """,
+            name,
+            dict(template),
+            list(instance_ids),
+            scheduled_at,
+        )
+        return _campaign(row)
+
+    async def get(self, campaign_id: UUID) -> Campaign | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM whatsapp_campaigns WHERE id = $1", campaign_id
+        )
+        return None if row is None else _campaign(row)
+
+    async def page(
+        self, *, status: CampaignStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Campaign]:
+        """Newest first, optionally of one status."""
+        rows = await self._pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM whatsapp_campaigns
+            WHERE $1::whatsapp_campaign_status IS NULL OR status = $1
+            ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
+            """,
+            None if status is None else status.value,
+            limit,
+            offset,
+        )
+        return [_campaign(row) for row in rows]
+
+    async def transition(
+        self, campaign_id: UUID, to: CampaignStatus, *, reason: str | None = None
+    ) -> bool:
+        """Move to ``to`` if :data:`TRANSITIONS` allows it from the current status, atomically.
+
+        True when it moved; False when the campaign is missing or in a status it may not leave
+        for ``to`` (e.g. resuming a completed campaign). ``started_at`` is set the first time it
+        runs, ``finished_at`` when it reaches a final status.
+        """
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaigns
+            SET status = $2::whatsapp_campaign_status,
+                status_reason = $4,
+                updated_at = now(),
+                started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now())
+                                  ELSE started_at END,
+                finished_at = CASE WHEN $2 IN ('completed', 'cancelled', 'failed') THEN now()
+                                   ELSE finished_at END
+            WHERE id = $1 AND status = ANY($3::whatsapp_campaign_status[])
+            """,
+            campaign_id,
+            to.value,
+            [status.value for status in TRANSITIONS[to]],
+            reason,
+        )
+        return bool(result == "UPDATE 1")
+
+    async def complete_if_settled(self, campaign_id: UUID) -> bool:
+        """``running`` -> ``completed`` when no recipient is pending or in flight, atomically."""
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaigns
+            SET status = 'completed', updated_at = now(), finished_at = now()
+            WHERE id = $1 AND status = 'running'
+              AND pending_count = 0 AND queued_count = 0 AND sending_count = 0
+            """,
+            campaign_id,
+        )
+        return bool(result == "UPDATE 1")
+
+    async def reschedule(self, campaign_id: UUID, scheduled_at: datetime) -> bool:
+        """Set the start time of a draft or scheduled campaign (it becomes ``scheduled``)."""
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaigns
+            SET scheduled_at = $2, status = 'scheduled', updated_at = now()
+            WHERE id = $1 AND status IN ('draft', 'scheduled')
+            """,
+            campaign_id,
+            scheduled_at,
+        )
+        return bool(result == "UPDATE 1")
+
+    async def due(self, now: datetime | None = None, limit: int = 100) -> list[Campaign]:
+        """Scheduled campaigns whose time has come (database clock unless ``now`` is given).
+
+        Start each with ``transition(id, RUNNING)``: its result tells which starter won.
+        """
+        rows = await self._pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM whatsapp_campaigns
+            WHERE status = 'scheduled' AND scheduled_at <= coalesce($1, now())
+            ORDER BY scheduled_at, id LIMIT $2
+            """,
+            now,
+            limit,
+        )
+        return [_campaign(row) for row in rows]
+
+    async def running(self) -> list[Campaign]:
+        """Campaigns a (restarted) coordinator must drive."""
+        return await self.page(status=CampaignStatus.RUNNING, limit=10_000)

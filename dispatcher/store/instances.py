@@ -1,0 +1,170 @@
+"""WhatsApp numbers ("instances"): registration, status, detected limits; tokens kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from dispatcher.meta.tiers import MessagingTier
+from dispatcher.store.models import Instance, InstanceStatus
+
+# Never the token: it lives in whatsapp_instance_tokens and only instance_token() reads it.
+_COLUMNS = (
+    "id, phone_number_id, business_id, name, messaging_tier, detected_tier, tier_detected_at, "
+    "throughput_mps, status, status_reason, created_at, updated_at"
+)
+
+
+def _tier(value: str | None) -> MessagingTier | None:
+    return None if value is None else MessagingTier(value)
+
+
+def _instance(row: Mapping[str, Any]) -> Instance:
+    return Instance(
+        id=row["id"],
+        phone_number_id=row["phone_number_id"],
+        business_id=row["business_id"],
+        name=row["name"],
+        messaging_tier=_tier(row["messaging_tier"]),
+        detected_tier=_tier(row["detected_tier"]),
+        tier_detected_at=row["tier_detected_at"],
+        throughput_mps=row["throughput_mps"],
+        status=InstanceStatus(row["status"]),
+        status_reason=row["status_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class Instances:
+    """The numbers the dispatcher sends from."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def upsert(
+        self,
+        phone_number_id: str,
+        business_id: str,
+        access_token: str,
+        *,
+        name: str = "",
+        messaging_tier: MessagingTier | None = None,
+        throughput_mps: int | None = None,
+    ) -> Instance:
+        """Register a number, or update it (same ``phone_number_id``), in one statement.
+
+        Its portfolio row is created when new; the token is stored apart and never returned.
+        """
+        row = await self._pool.fetchrow(
+            f"""
+            WITH portfolio AS (
+                INSERT INTO whatsapp_portfolios (business_id) VALUES ($2)
+                ON CONFLICT (business_id) DO NOTHING
+            ), instance AS (
+                INSERT INTO whatsapp_instances
+                    (phone_number_id, business_id, name, messaging_tier, throughput_mps)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (phone_number_id) DO UPDATE
+                SET business_id = excluded.business_id,
+                    name = excluded.name,
+                    messaging_tier = coalesce(excluded.messaging_tier,
+                                              whatsapp_instances.messaging_tier),
+                    throughput_mps = coalesce(excluded.throughput_mps,
+                                              whatsapp_instances.throughput_mps),
+                    updated_at = now()
+                RETURNING {_COLUMNS}
+            ), token AS (
+                INSERT INTO whatsapp_instance_tokens (instance_id, access_token)
+                SELECT id, $6 FROM instance
+                ON CONFLICT (instance_id) DO UPDATE SET access_token = excluded.access_token
+            )
+            SELECT {_COLUMNS} FROM instance
+            """,
+            phone_number_id,
+            business_id,
+            name,
+            None if messaging_tier is None else messaging_tier.value,
+            throughput_mps,
+            access_token,
+        )
+        return _instance(row)
+
+    async def get(self, instance_id: UUID) -> Instance | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM whatsapp_instances WHERE id = $1", instance_id
+        )
+        return None if row is None else _instance(row)
+
+    async def get_by_phone_number_id(self, phone_number_id: str) -> Instance | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM whatsapp_instances WHERE phone_number_id = $1",
+            phone_number_id,
+        )
+        return None if row is None else _instance(row)
+
+    async def all(
+        self, *, business_id: str | None = None, status: InstanceStatus | None = None
+    ) -> list[Instance]:
+        """Every instance (optionally of one portfolio, or in one status), oldest first."""
+        rows = await self._pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM whatsapp_instances
+            WHERE ($1::text IS NULL OR business_id = $1)
+              AND ($2::whatsapp_instance_status IS NULL OR status = $2)
+            ORDER BY created_at, id
+            """,
+            business_id,
+            None if status is None else status.value,
+        )
+        return [_instance(row) for row in rows]
+
+    async def instance_token(self, instance_id: UUID) -> str | None:
+        """The access token, for the instance actor's Graph API client only: never display it."""
+        token: str | None = await self._pool.fetchval(
+            "SELECT access_token FROM whatsapp_instance_tokens WHERE instance_id = $1",
+            instance_id,
+        )
+        return token
+
+    async def set_status(
+        self, instance_id: UUID, status: InstanceStatus, reason: str | None = None
+    ) -> bool:
+        """Active, paused, or error (with the reason); False when there is no such instance."""
+        result = await self._pool.execute(
+            "UPDATE whatsapp_instances SET status = $2, status_reason = $3, updated_at = now() "
+            "WHERE id = $1",
+            instance_id,
+            status.value,
+            reason,
+        )
+        return bool(result == "UPDATE 1")
+
+    async def record_detection(
+        self,
+        instance_id: UUID,
+        *,
+        tier: MessagingTier | None = None,
+        throughput_mps: int | None = None,
+    ) -> bool:
+        """What the Graph API reported for the number (``messaging_limit_tier``, ``throughput``).
+
+        A value left None is kept as it was. False when there is no such instance.
+        """
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_instances
+            SET detected_tier = coalesce($2, detected_tier),
+                tier_detected_at = CASE WHEN $2::text IS NULL THEN tier_detected_at ELSE now() END,
+                throughput_mps = coalesce($3, throughput_mps),
+                updated_at = now()
+            WHERE id = $1
+            """,
+            instance_id,
+            None if tier is None else tier.value,
+            throughput_mps,
+        )
+        return bool(result == "UPDATE 1")

@@ -1,0 +1,225 @@
+"""The store's plain data: status enums and the rows the repositories take and return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from dispatcher.meta.tiers import MessagingTier
+
+
+class RecipientStatus(StrEnum):
+    """Where one message stands, in precedence order (the SQL enum has the same order).
+
+    ``pending`` waits to be claimed; ``queued`` is claimed into a batch on a Redis stream;
+    ``sending`` is in an instance actor's hands; ``sent`` / ``delivered`` / ``read`` come from
+    Meta; ``failed`` is final.
+    """
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+WEBHOOK_STATUSES = frozenset(
+    {RecipientStatus.SENT, RecipientStatus.DELIVERED, RecipientStatus.READ, RecipientStatus.FAILED}
+)
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class InstanceStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ERROR = "error"
+
+
+class SendOutcome(StrEnum):
+    """What an instance actor reports for one message it tried to send."""
+
+    SENT = "sent"
+    """Meta accepted it (a wamid came back)."""
+    FAILED = "failed"
+    """It can never succeed (permanent for the message, or retries exhausted)."""
+    REQUEUE = "requeue"
+    """Not sent; give it back to the coordinator (instance stopped, reroute)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A WhatsApp number, as shown to anyone: never its access token."""
+
+    id: UUID
+    phone_number_id: str
+    business_id: str
+    name: str
+    messaging_tier: MessagingTier | None
+    detected_tier: MessagingTier | None
+    tier_detected_at: datetime | None
+    throughput_mps: int | None
+    status: InstanceStatus
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """A business portfolio and its messaging limit (detected, or overridden by an operator)."""
+
+    business_id: str
+    detected_tier: MessagingTier | None
+    detected_at: datetime | None
+    override_tier: MessagingTier | None
+
+    @property
+    def tier(self) -> MessagingTier:
+        """The tier in force: the override, else the detected one, else a new portfolio's."""
+        return self.override_tier or self.detected_tier or MessagingTier.TIER_250
+
+    @property
+    def limit(self) -> int | None:
+        """Unique recipients per moving 24 h (None: unlimited), for ``MessagingLimitGate``."""
+        return self.tier.limit
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A campaign with its counters, exact with respect to its recipient rows.
+
+    ``total_sent`` counts messages Meta accepted (it stays when one later fails);
+    ``total_delivered`` counts recipients now delivered or read (read implies delivered);
+    ``pending`` / ``queued`` / ``sending`` are the recipients in those statuses now.
+    """
+
+    id: UUID
+    name: str
+    status: CampaignStatus
+    status_reason: str | None
+    template: dict[str, Any]
+    instance_ids: list[UUID]
+    scheduled_at: datetime | None
+    total_recipients: int
+    total_sent: int
+    total_delivered: int
+    total_read: int
+    total_failed: int
+    pending: int
+    queued: int
+    sending: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def in_flight(self) -> int:
+        """Claimed into batches and not settled yet."""
+        return self.queued + self.sending
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to send: no recipient pending or in flight."""
+        return self.pending == 0 and self.in_flight == 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecipient:
+    """One recipient to ingest: a phone (E.164) or a BSUID user id, exactly one."""
+
+    phone: str | None = None
+    user_id: str | None = None
+    variables: dict[str, Any] | list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRecipient:
+    """What an instance actor needs to send one message of a batch."""
+
+    id: int
+    phone: str | None
+    user_id: str | None
+    variables: dict[str, Any] | list[Any] | None
+    attempts: int
+
+    @property
+    def address(self) -> str:
+        """The phone or the BSUID: the key of the pair-rate guard and the messaging limit."""
+        return self.phone or self.user_id or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Recipients moved pending -> queued together; ``claim_id`` guards them (see mark_sending)."""
+
+    claim_id: int
+    campaign_id: UUID
+    recipients: list[ClaimedRecipient]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A recipient row as the API and webhooks see it."""
+
+    id: int
+    campaign_id: UUID
+    phone: str | None
+    user_id: str | None
+    variables: dict[str, Any] | list[Any] | None
+    status: RecipientStatus
+    claim_id: int | None
+    attempts: int
+    instance_id: UUID | None
+    wamid: str | None
+    error_code: int | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    sending_at: datetime | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """One settled send attempt, reported by an instance actor (written in bulk)."""
+
+    recipient_id: int
+    outcome: SendOutcome
+    at: datetime
+    instance_id: UUID | None = None
+    attempts: int = 1
+    wamid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One status from Meta's webhook, matched by ``wamid``, else by ``recipient_id``
+    (the id the dispatcher put in ``biz_opaque_callback_data``); never by phone."""
+
+    status: RecipientStatus
+    at: datetime
+    wamid: str | None = None
+    recipient_id: int | None = None
+    error_code: int | None = None
+    error_message: str | None = None

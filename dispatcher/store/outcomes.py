@@ -1,0 +1,164 @@
+"""What happened to messages: send results from instance actors, statuses from Meta's webhooks.
+
+Both are applied in bulk (one statement for a whole batch) and are idempotent and
+order-independent, so a flush retried after a crash, or webhooks arriving late, twice or
+shuffled, leave the same rows and the same counters:
+
+- the status only moves forward in the order pending < queued < sending < sent < delivered
+  < read < failed (``failed`` is final; a late ``delivered`` after ``read`` changes nothing);
+- timestamps keep the earliest value reported; ``sent_at`` is when Meta is first known to have
+  accepted the message (any webhook implies it), which is what ``total_sent`` counts;
+- a ``read`` with no ``delivered`` counts as delivered (``total_delivered`` counts both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from dispatcher.store.models import WEBHOOK_STATUSES, SendResult, StatusUpdate
+
+# Row locks are taken in id order (the "locked" CTEs), then the trigger locks campaign rows
+# in id order: concurrent flushes never deadlock.
+_APPLY_RESULTS = """
+WITH given AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::uuid[], $5::int[],
+                         $6::text[], $7::int[], $8::text[])
+        AS g(id, outcome, at, instance_id, attempts, wamid, error_code, error_message)
+), one AS (
+    -- One result per recipient: a send that went through beats any other report.
+    SELECT DISTINCT ON (id) * FROM given ORDER BY id, (outcome = 'sent') DESC, at DESC
+), locked AS (
+    SELECT r.id FROM whatsapp_campaign_recipients r
+    WHERE r.id IN (SELECT id FROM one) ORDER BY r.id FOR UPDATE
+)
+UPDATE whatsapp_campaign_recipients r
+SET status = CASE one.outcome
+        WHEN 'sent' THEN greatest(r.status, 'sent')
+        WHEN 'failed' THEN 'failed'
+        ELSE 'pending' END,
+    claim_id = CASE WHEN one.outcome = 'requeue' THEN NULL ELSE r.claim_id END,
+    instance_id = coalesce(one.instance_id, r.instance_id),
+    attempts = greatest(r.attempts, one.attempts),
+    wamid = coalesce(r.wamid, one.wamid),
+    sent_at = CASE WHEN one.outcome = 'sent' THEN least(r.sent_at, one.at) ELSE r.sent_at END,
+    failed_at = CASE WHEN one.outcome = 'failed' THEN one.at ELSE r.failed_at END,
+    error_code = CASE WHEN one.outcome = 'sent' THEN r.error_code ELSE one.error_code END,
+    error_message = CASE WHEN one.outcome = 'sent' THEN r.error_message
+                         ELSE one.error_message END,
+    updated_at = now()
+FROM one JOIN locked ON locked.id = one.id
+WHERE r.id = one.id
+  AND (one.outcome = 'sent'
+       OR (one.outcome = 'failed' AND r.status < 'sent')
+       OR (one.outcome = 'requeue' AND r.status IN ('queued', 'sending')))
+"""
+
+_APPLY_STATUSES = """
+WITH given AS (
+    SELECT * FROM unnest($1::whatsapp_recipient_status[], $2::timestamptz[], $3::text[],
+                         $4::bigint[], $5::int[], $6::text[])
+        AS g(status, at, wamid, recipient_id, error_code, error_message)
+), matched AS (
+    SELECT coalesce(
+               (SELECT w.id FROM whatsapp_campaign_recipients w
+                WHERE g.wamid IS NOT NULL AND w.wamid = g.wamid LIMIT 1),
+               (SELECT r.id FROM whatsapp_campaign_recipients r WHERE r.id = g.recipient_id)
+           ) AS id,
+           g.*
+    FROM given g
+), folded AS (
+    -- Every status of one message in this batch folded into one: the order they came in
+    -- does not matter.
+    SELECT id,
+           max(status) AS status,
+           min(at) AS accepted_at,
+           min(at) FILTER (WHERE status = 'delivered') AS delivered_at,
+           min(at) FILTER (WHERE status = 'read') AS read_at,
+           min(at) FILTER (WHERE status = 'failed') AS failed_at,
+           min(wamid) AS wamid,
+           (array_agg(error_code ORDER BY at, error_code)
+               FILTER (WHERE status = 'failed'))[1] AS error_code,
+           (array_agg(error_message ORDER BY at, error_code)
+               FILTER (WHERE status = 'failed'))[1] AS error_message
+    FROM matched WHERE id IS NOT NULL GROUP BY id
+), locked AS (
+    SELECT r.id FROM whatsapp_campaign_recipients r
+    WHERE r.id IN (SELECT id FROM folded) ORDER BY r.id FOR UPDATE
+)
+UPDATE whatsapp_campaign_recipients r
+SET status = greatest(r.status, f.status),
+    wamid = coalesce(r.wamid, f.wamid),
+    sent_at = least(r.sent_at, f.accepted_at),
+    delivered_at = least(r.delivered_at, f.delivered_at),
+    read_at = least(r.read_at, f.read_at),
+    failed_at = least(r.failed_at, f.failed_at),
+    error_code = CASE WHEN f.failed_at IS NULL THEN r.error_code
+                      WHEN r.failed_at IS NULL OR f.failed_at < r.failed_at THEN f.error_code
+                      ELSE r.error_code END,
+    error_message = CASE WHEN f.failed_at IS NULL THEN r.error_message
+                         WHEN r.failed_at IS NULL OR f.failed_at < r.failed_at
+                             THEN f.error_message
+                         ELSE r.error_message END,
+    updated_at = now()
+FROM folded f JOIN locked ON locked.id = f.id
+WHERE r.id = f.id
+"""
+
+
+class Outcomes:
+    """Bulk writers of send results and webhook statuses."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def apply_results(self, results: Sequence[SendResult]) -> int:
+        """Record a batch of send results in one statement; returns the rows they changed.
+
+        - ``SENT``: -> ``sent`` unless a webhook already moved it further (then the status
+          stays); records wamid (first one kept), instance, attempts, ``sent_at``; counts
+          in ``total_sent``, and enters the recipient in its portfolio's 24 h window.
+        - ``FAILED``: ``pending``/``queued``/``sending`` -> ``failed`` with the error; ignored
+          once Meta accepted the message (a webhook said so first).
+        - ``REQUEUE``: ``queued``/``sending`` -> ``pending`` (claim dropped) with the last
+          error, for the coordinator to route again; ignored in any other status.
+        """
+        if not results:
+            return 0
+        result = await self._pool.execute(
+            _APPLY_RESULTS,
+            [r.recipient_id for r in results],
+            [r.outcome.value for r in results],
+            [r.at for r in results],
+            [r.instance_id for r in results],
+            [r.attempts for r in results],
+            [r.wamid for r in results],
+            [r.error_code for r in results],
+            [r.error_message for r in results],
+        )
+        return int(result.split()[-1])
+
+    async def apply_statuses(self, statuses: Sequence[StatusUpdate]) -> int:
+        """Apply a batch of webhook statuses in one statement; returns the recipients matched.
+
+        Matched by wamid, else by recipient id; statuses matching nothing (another system's
+        messages on the same number) are dropped. Forward-only, see the module docstring: a
+        ``failed`` after ``sent`` moves the row to ``failed`` (``total_sent`` keeps counting
+        it, ``total_failed`` grows), a ``delivered`` after ``read`` only records its time.
+        """
+        if not statuses:
+            return 0
+        for update in statuses:
+            if update.status not in WEBHOOK_STATUSES:
+                raise ValueError(f"not a webhook status: {update.status}")
+        result = await self._pool.execute(
+            _APPLY_STATUSES,
+            [s.status.value for s in statuses],
+            [s.at for s in statuses],
+            [s.wamid for s in statuses],
+            [s.recipient_id for s in statuses],
+            [s.error_code for s in statuses],
+            [s.error_message for s in statuses],
+        )
+        return int(result.split()[-1])

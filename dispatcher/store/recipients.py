@@ -1,0 +1,328 @@
+"""Campaign recipients: streaming ingest, claims, hand-over to instances, lookups.
+
+The statuses a recipient moves through, and which method moves it:
+
+- ``ingest`` inserts ``pending`` rows;
+- ``claim_pending``: ``pending`` -> ``queued`` (a batch, under a new ``claim_id``);
+- ``mark_sending``: ``queued``/``sending`` of that claim -> ``sending`` (with the instance);
+- ``requeue`` / ``requeue_stale``: ``queued``/``sending`` -> ``pending`` (claim dropped);
+- ``Outcomes.apply_results`` and ``Outcomes.apply_statuses`` (outcomes.py): the rest.
+
+Campaign counters follow every move: the database keeps them (see the migration).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from dispatcher.errors import InvalidRecipientError, StoreError
+from dispatcher.store.models import (
+    Claim,
+    ClaimedRecipient,
+    NewRecipient,
+    Recipient,
+    RecipientStatus,
+)
+
+# The same rules as the Meta message builder: E.164 with its "+", or a BSUID ("BR.1502...").
+E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
+BSUID_RE = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")
+
+INGEST_CHUNK_ROWS = 10_000
+_COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
+
+COLUMNS = (
+    "id, campaign_id, phone, user_id, variables, status, claim_id, attempts, instance_id, "
+    "wamid, error_code, error_message, created_at, updated_at, queued_at, sending_at, sent_at, "
+    "delivered_at, read_at, failed_at"
+)
+
+
+def recipient(row: Mapping[str, Any]) -> Recipient:
+    return Recipient(
+        id=row["id"],
+        campaign_id=row["campaign_id"],
+        phone=row["phone"],
+        user_id=row["user_id"],
+        variables=row["variables"],
+        status=RecipientStatus(row["status"]),
+        claim_id=row["claim_id"],
+        attempts=row["attempts"],
+        instance_id=row["instance_id"],
+        wamid=row["wamid"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        queued_at=row["queued_at"],
+        sending_at=row["sending_at"],
+        sent_at=row["sent_at"],
+        delivered_at=row["delivered_at"],
+        read_at=row["read_at"],
+        failed_at=row["failed_at"],
+    )
+
+
+def check(index: int, new: NewRecipient) -> None:
+    """Raise :class:`InvalidRecipientError` unless exactly one valid address is given."""
+    if (new.phone is None) == (new.user_id is None):
+        raise InvalidRecipientError(index, "give exactly one of phone and user_id")
+    if new.phone is not None and not E164_RE.fullmatch(new.phone):
+        raise InvalidRecipientError(index, f"phone {new.phone!r} is not E.164 (+ and 7-15 digits)")
+    if new.user_id is not None and not BSUID_RE.fullmatch(new.user_id):
+        raise InvalidRecipientError(index, f"user_id {new.user_id!r} is not a BSUID")
+
+
+async def _chunks(
+    rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
+    campaign_id: UUID,
+    size: int,
+) -> AsyncIterable[list[tuple[Any, ...]]]:
+    """Validated COPY records, ``size`` at a time: never the whole input in memory."""
+    chunk: list[tuple[Any, ...]] = []
+    index = 0
+
+    def add(new: NewRecipient) -> None:
+        nonlocal index
+        check(index, new)
+        chunk.append((campaign_id, new.phone, new.user_id, new.variables))
+        index += 1
+
+    if isinstance(rows, AsyncIterable):
+        async for new in rows:
+            add(new)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    else:
+        for new in rows:
+            add(new)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+class Recipients:
+    """Recipient rows; every method is one round trip, whatever the number of rows."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ingest(
+        self,
+        campaign_id: UUID,
+        rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
+        *,
+        chunk_rows: int = INGEST_CHUNK_ROWS,
+    ) -> int:
+        """Append ``pending`` recipients from a (possibly async) stream with COPY, in chunks.
+
+        All or nothing: one transaction, so an invalid row (:class:`InvalidRecipientError`,
+        with its index) leaves the campaign as it was. ``total_recipients`` and ``pending``
+        grow with the rows. Refused (:class:`StoreError`) for a missing or finished campaign.
+        """
+        total = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval(
+                "SELECT status FROM whatsapp_campaigns WHERE id = $1", campaign_id
+            )
+            if status is None:
+                raise StoreError("campaign", campaign_id, "not found")
+            if status in ("completed", "cancelled", "failed"):
+                raise StoreError("campaign", campaign_id, f"is {status}: cannot add recipients")
+            async for chunk in _chunks(rows, campaign_id, chunk_rows):
+                await conn.copy_records_to_table(
+                    "whatsapp_campaign_recipients", records=chunk, columns=_COPY_COLUMNS
+                )
+                total += len(chunk)
+        return total
+
+    async def claim_pending(self, campaign_id: UUID, limit: int) -> Claim | None:
+        """Up to ``limit`` pending recipients, oldest first, moved to ``queued`` under a new
+        ``claim_id``; None when there are none or the campaign is not ``running``.
+
+        ``FOR UPDATE SKIP LOCKED``: concurrent claimers never get the same recipient and never
+        wait on each other.
+        """
+        rows = await self._pool.fetch(
+            """
+            WITH claim AS MATERIALIZED (SELECT nextval('whatsapp_claim_seq') AS claim_id),
+            picked AS (
+                SELECT r.id FROM whatsapp_campaign_recipients r
+                WHERE r.campaign_id = $1 AND r.status = 'pending'
+                  AND EXISTS (SELECT 1 FROM whatsapp_campaigns c
+                              WHERE c.id = $1 AND c.status = 'running')
+                ORDER BY r.id
+                LIMIT $2
+                FOR UPDATE OF r SKIP LOCKED
+            )
+            UPDATE whatsapp_campaign_recipients r
+            SET status = 'queued', claim_id = claim.claim_id, queued_at = now(), updated_at = now()
+            FROM picked, claim
+            WHERE r.id = picked.id
+            RETURNING r.id, r.claim_id, r.phone, r.user_id, r.variables, r.attempts
+            """,
+            campaign_id,
+            limit,
+        )
+        if not rows:
+            return None
+        rows = sorted(rows, key=lambda row: row["id"])
+        return Claim(
+            claim_id=rows[0]["claim_id"],
+            campaign_id=campaign_id,
+            recipients=[
+                ClaimedRecipient(
+                    id=row["id"],
+                    phone=row["phone"],
+                    user_id=row["user_id"],
+                    variables=row["variables"],
+                    attempts=row["attempts"],
+                )
+                for row in rows
+            ],
+        )
+
+    async def mark_sending(
+        self, claim_id: int, recipient_ids: Sequence[int], instance_id: UUID
+    ) -> list[int]:
+        """``queued``/``sending`` -> ``sending`` by ``instance_id``, only for rows still in claim
+        ``claim_id``; returns the ids that moved: send those and only those.
+
+        A batch reclaimed after its recipients were requeued and claimed again elsewhere gets
+        nothing back, so the same recipient is never in two senders' hands.
+        """
+        rows = await self._pool.fetch(
+            """
+            WITH locked AS (
+                SELECT id FROM whatsapp_campaign_recipients
+                WHERE id = ANY($2::bigint[]) ORDER BY id FOR UPDATE
+            )
+            UPDATE whatsapp_campaign_recipients r
+            SET status = 'sending', instance_id = $3, sending_at = now(), updated_at = now()
+            FROM locked
+            WHERE r.id = locked.id AND r.claim_id = $1 AND r.status IN ('queued', 'sending')
+            RETURNING r.id
+            """,
+            claim_id,
+            list(recipient_ids),
+            instance_id,
+        )
+        return sorted(row["id"] for row in rows)
+
+    async def requeue(self, recipient_ids: Sequence[int]) -> int:
+        """``queued``/``sending`` -> ``pending`` (e.g. their instance went down); returns how many.
+
+        Rows already sent, failed or pending are left alone.
+        """
+        result = await self._pool.execute(
+            """
+            WITH locked AS (
+                SELECT id FROM whatsapp_campaign_recipients
+                WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+            )
+            UPDATE whatsapp_campaign_recipients r
+            SET status = 'pending', claim_id = NULL, updated_at = now()
+            FROM locked
+            WHERE r.id = locked.id AND r.status IN ('queued', 'sending')
+            """,
+            list(recipient_ids),
+        )
+        return int(result.split()[-1])
+
+    async def requeue_stale(self, campaign_id: UUID, older_than: timedelta) -> int:
+        """Requeue a campaign's ``queued``/``sending`` rows untouched for ``older_than``.
+
+        The safety net for batches that vanished from Redis (a cleared queue): no recipient
+        stays in flight forever. Returns how many moved back to ``pending``.
+        """
+        result = await self._pool.execute(
+            """
+            WITH locked AS (
+                SELECT id FROM whatsapp_campaign_recipients
+                WHERE campaign_id = $1 AND status IN ('queued', 'sending')
+                  AND updated_at < now() - $2::interval
+                ORDER BY id FOR UPDATE SKIP LOCKED
+            )
+            UPDATE whatsapp_campaign_recipients r
+            SET status = 'pending', claim_id = NULL, updated_at = now()
+            FROM locked WHERE r.id = locked.id
+            """,
+            campaign_id,
+            older_than,
+        )
+        return int(result.split()[-1])
+
+    async def statuses(self, recipient_ids: Sequence[int]) -> dict[int, RecipientStatus]:
+        """The current status of each id (missing ids are absent): one query per batch."""
+        rows = await self._pool.fetch(
+            "SELECT id, status FROM whatsapp_campaign_recipients WHERE id = ANY($1::bigint[])",
+            list(recipient_ids),
+        )
+        return {row["id"]: RecipientStatus(row["status"]) for row in rows}
+
+    async def get(self, recipient_id: int) -> Recipient | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {COLUMNS} FROM whatsapp_campaign_recipients WHERE id = $1", recipient_id
+        )
+        return None if row is None else recipient(row)
+
+    async def by_wamid(self, wamid: str) -> Recipient | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {COLUMNS} FROM whatsapp_campaign_recipients WHERE wamid = $1 LIMIT 1", wamid
+        )
+        return None if row is None else recipient(row)
+
+    async def page(
+        self,
+        campaign_id: UUID,
+        *,
+        status: RecipientStatus | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[Recipient]:
+        """A page of a campaign's recipients in id order (keyset: pass the last id seen)."""
+        # Two statements, not "$2 IS NULL OR status = $2": a generic plan of that could not
+        # use the (campaign_id, status, id) index.
+        if status is None:
+            rows = await self._pool.fetch(
+                f"""
+                SELECT {COLUMNS} FROM whatsapp_campaign_recipients
+                WHERE campaign_id = $1 AND id > $2 ORDER BY id LIMIT $3
+                """,
+                campaign_id,
+                after_id,
+                limit,
+            )
+        else:
+            rows = await self._pool.fetch(
+                f"""
+                SELECT {COLUMNS} FROM whatsapp_campaign_recipients
+                WHERE campaign_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4
+                """,
+                campaign_id,
+                status.value,
+                after_id,
+                limit,
+            )
+        return [recipient(row) for row in rows]
+
+    async def count_by_status(self, campaign_id: UUID) -> dict[RecipientStatus, int]:
+        """Counted from the rows themselves (an index-only scan): the ground truth the
+        campaign's counters are kept equal to. Prefer the counters for a live view."""
+        rows = await self._pool.fetch(
+            "SELECT status, count(*) AS n FROM whatsapp_campaign_recipients "
+            "WHERE campaign_id = $1 GROUP BY status",
+            campaign_id,
+        )
+        counts = dict.fromkeys(RecipientStatus, 0)
+        counts.update({RecipientStatus(row["status"]): row["n"] for row in rows})
+        return counts
