@@ -49,6 +49,16 @@ class TokenBucket:
         self._refill()
         self._rate = float(rate)
 
+    def reconfigure(self, rate: float, burst: float) -> None:
+        """Change rate and burst from now on; tokens held beyond the new burst are dropped."""
+        _check_rate(rate)
+        if not burst >= 1:
+            raise ValueError(f"burst must be at least 1, got {burst}")
+        self._refill()
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._tokens = min(self._tokens, self._burst)
+
     def try_acquire(self, tokens: float = 1.0) -> float:
         """Take ``tokens`` and return 0.0, or take nothing and return the seconds to wait."""
         if tokens > self._burst:

@@ -100,3 +100,15 @@ def test_zero_rate_waits_forever_and_refill_is_capped_at_burst():
 def test_bad_parameters_are_refused(rate, burst):
     with pytest.raises(ValueError, match="must be"):
         TokenBucket(rate, burst)
+
+
+@given(first=rates, second=rates, burst=bursts, before=gaps, after=gaps)
+def test_reconfigure_applies_rate_and_burst_from_now_on(first, second, burst, before, after):
+    clock = FakeClock()
+    bucket = TokenBucket(first, burst, clock)
+    _admit_times(bucket, clock, before)
+    new_burst = max(1, burst // 2)
+    bucket.reconfigure(second, new_burst)
+    assert bucket.tokens() <= new_burst
+    late = _admit_times(bucket, clock, after)
+    assert _max_in_window(late, second) <= new_burst + EPS

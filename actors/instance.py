@@ -1,0 +1,236 @@
+"""``InstanceActor``: one WhatsApp number, its pacing and its connection pool, in one process.
+
+A thin Ray wrapper around :class:`~dispatcher.engine.instance.InstanceWorker`: it opens the
+connections, starts the worker, publishes Ray metrics and a health line. Named after the
+number, so the dashboard shows which number an actor serves; restarted by Ray when it dies,
+it resumes from its stream and Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+from uuid import UUID
+
+import psutil
+import ray
+from ray.util.metrics import Counter, Gauge
+
+from dispatcher.deployment import Deployment
+from dispatcher.engine.instance import InstanceWorker
+from dispatcher.meta.client import MetaClient
+from dispatcher.meta.messages import MetaError
+from dispatcher.meta.transport import PoolConfig
+from dispatcher.queue import Queues
+from dispatcher.store import Store
+from dispatcher.store.models import Instance
+
+log = logging.getLogger(__name__)
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def actor_name(phone_number_id: str) -> str:
+    return f"instance-{phone_number_id}"
+
+
+class InstanceActor:
+    """Sends one number's messages; see the module docstring."""
+
+    def __init__(self, deployment: Deployment, instance_id: str) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        self._deployment = deployment
+        self._instance_id = UUID(instance_id)
+        self._worker: InstanceWorker | None = None
+        self._store: Store | None = None
+        self._queues: Queues | None = None
+        self._client: MetaClient | None = None
+        self._failure: str | None = None
+        self._started = time.monotonic()
+        self._reported: dict[str, float] = {}
+        self._metrics_ready = False
+        self._main = asyncio.get_event_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self._open()
+            assert self._worker is not None
+            extras = [
+                asyncio.create_task(self._metrics_loop()),
+                asyncio.create_task(self._health_loop()),
+            ]
+            try:
+                await self._worker.run()
+            finally:
+                for task in extras:
+                    task.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            log.exception("instance actor %s failed", self._instance_id)
+
+    async def _open(self) -> None:
+        engine = self._deployment.engine
+        self._store, self._queues = await self._deployment.open(pool_size=3)
+        instance = await self._store.instances.get(self._instance_id)
+        token = await self._store.instances.instance_token(self._instance_id)
+        if instance is None or token is None:
+            raise LookupError(f"instance {self._instance_id} is not registered")
+        pool = PoolConfig(
+            max_connections=engine.max_in_flight,
+            connect_timeout_s=engine.pool.connect_timeout_s,
+            request_timeout_s=engine.pool.request_timeout_s,
+            keepalive_s=engine.pool.keepalive_s,
+        )
+        self._client = MetaClient(
+            self._deployment.graph_url,
+            self._deployment.api_version,
+            transport_kind=engine.transport,
+            pool=pool,
+        )
+        throughput = await self._detect(instance, token)
+        self._worker = InstanceWorker(
+            instance_id=instance.id,
+            phone_number_id=instance.phone_number_id,
+            throughput_mps=throughput,
+            token=token,
+            store=self._store,
+            queue=self._queues.campaigns,
+            client=self._client,
+            config=engine,
+        )
+        self._tags = {"instance": instance.phone_number_id}
+        log.info(
+            "instance %s (%s) sending at up to %.0f msg/s",
+            instance.phone_number_id,
+            instance.name or instance.id,
+            throughput,
+        )
+
+    async def _detect(self, instance: Instance, token: str) -> float:
+        """Throughput and tier from the Graph API unless the operator set them."""
+        assert self._client is not None
+        assert self._store is not None
+        throughput = instance.throughput_mps
+        try:
+            if throughput is None or instance.detected_tier is None:
+                info = await self._client.phone_number(instance.phone_number_id, token)
+                await self._store.instances.record_detection(
+                    instance.id, tier=info.messaging_tier, throughput_mps=info.throughput_mps
+                )
+                throughput = throughput or info.throughput_mps
+            portfolio = await self._store.portfolios.ensure(instance.business_id)
+            if portfolio.override_tier is None and portfolio.detected_tier is None:
+                tier = await self._client.portfolio_limit(instance.business_id, token)
+                if tier is not None:
+                    await self._store.portfolios.record_detected(instance.business_id, tier)
+        except MetaError as exc:
+            log.warning("instance %s: detection failed: %s", instance.phone_number_id, exc)
+        return float(throughput or 80)
+
+    # -- remote methods -----------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        if self._worker is None:
+            return {
+                "instance_id": str(self._instance_id),
+                "state": "failed" if self._failure else "starting",
+                "error": self._failure,
+            }
+        stats = self._worker.stats()
+        stats["pid"] = os.getpid()
+        stats["node_id"] = ray.get_runtime_context().get_node_id()
+        stats["rss_mb"] = round(psutil.Process().memory_info().rss / 2**20, 1)
+        return stats
+
+    async def stop(self) -> None:
+        """Finish in-flight sends, write their results, and stop."""
+        if self._worker is not None:
+            self._worker.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._main
+        await self._close()
+
+    async def ping(self) -> str:
+        return "pong"
+
+    async def _close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._queues is not None:
+            await self._queues.client.aclose()
+        if self._store is not None:
+            await self._store.close()
+
+    # -- observability ------------------------------------------------------------------
+
+    async def _metrics_loop(self) -> None:
+        tag = ("instance",)
+        counters = {
+            name: Counter(f"dispatcher_{name}_total", description=desc, tag_keys=tag)
+            for name, desc in (
+                ("sent", "messages Meta accepted"),
+                ("failed", "messages failed for good"),
+                ("retried", "send attempts retried"),
+                ("dead_lettered", "messages whose retries ran out"),
+            )
+        }
+        gauges = {
+            name: Gauge(f"dispatcher_{name}", description=desc, tag_keys=tag)
+            for name, desc in (
+                ("current_rate_mps", "send rate now (after throttle cuts)"),
+                ("configured_rate_mps", "the number's throughput limit"),
+                ("sends_per_s", "sends per second, last 5 s"),
+                ("backlog", "messages waiting, delayed or in flight"),
+                ("breaker_state", "0 closed, 1 half-open, 2 open"),
+                ("bucket_tokens", "token bucket level"),
+            )
+        }
+        while True:
+            await asyncio.sleep(self._deployment.engine.stats_interval_s)
+            stats = await self.stats()
+            if "sent" not in stats:
+                continue
+            for name, counter in counters.items():
+                delta = stats[name] - self._reported.get(name, 0)
+                if delta > 0:
+                    counter.inc(delta, tags=self._tags)
+                self._reported[name] = stats[name]
+            stats["breaker_state"] = BREAKER_STATES.get(stats["breaker"]["state"], 0)
+            for name, gauge in gauges.items():
+                gauge.set(float(stats[name]), tags=self._tags)
+
+    async def _health_loop(self) -> None:
+        """The seed's health line: uptime, queue pending / processing / DLQ, memory."""
+        assert self._queues is not None
+        while True:
+            await asyncio.sleep(self._deployment.engine.health_interval_s)
+            queue = await self._queues.campaigns.stats(self._instance_id)
+            stats = await self.stats()
+            log.info(
+                "Health [%s] instance %s: queue %d pending, %d processing, %d DLQ; "
+                "sent %s, %s msg/s (limit %s); memory %s MB",
+                _uptime(time.monotonic() - self._started),
+                stats.get("phone_number_id"),
+                queue.pending,
+                queue.processing,
+                queue.dlq,
+                stats.get("sent"),
+                stats.get("sends_per_s"),
+                stats.get("configured_rate_mps"),
+                stats.get("rss_mb"),
+            )
+
+
+def _uptime(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m {secs}s"
+
+
+RemoteInstanceActor = ray.remote(max_restarts=-1, max_task_retries=3)(InstanceActor)

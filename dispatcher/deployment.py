@@ -1,0 +1,52 @@
+"""What every actor of one deployment needs to know: where the services are, and the tunables.
+
+Plain and picklable: the driver builds it once and Ray ships it to each actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dispatcher.config import Settings
+from dispatcher.engine.config import EngineConfig
+from dispatcher.queue import Queues
+from dispatcher.queue.connection import connect_redis
+from dispatcher.queue.streams import DEFAULT_PREFIX
+from dispatcher.services import ServiceUrls
+from dispatcher.store import Store
+
+NAMESPACE = "whatsapp-dispatcher"
+COORDINATOR_NAME = "coordinator"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    database_url: str
+    redis_url: str
+    graph_url: str
+    api_version: str
+    queue_prefix: str = DEFAULT_PREFIX
+    namespace: str = NAMESPACE
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, urls: ServiceUrls, engine: EngineConfig | None = None
+    ) -> Deployment:
+        return cls(
+            database_url=urls.database_url,
+            redis_url=urls.redis_url,
+            graph_url=settings.graph_url,
+            api_version=settings.api_version,
+            engine=engine or EngineConfig(),
+        )
+
+    async def open(self, *, pool_size: int = 4) -> tuple[Store, Queues]:
+        """Connect to Postgres (migrating it) and Redis; one-line errors when unreachable."""
+        store = await Store.open(self.database_url, min_size=1, max_size=pool_size)
+        try:
+            redis = await connect_redis(self.redis_url)
+        except BaseException:
+            await store.close()
+            raise
+        return store, Queues(redis, prefix=self.queue_prefix)

@@ -1,0 +1,1 @@
+"""The sending engine: what an instance actor and the coordinator do, without Ray."""

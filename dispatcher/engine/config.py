@@ -1,0 +1,42 @@
+"""Every tunable of the sending engine, in one place, units in the names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dispatcher.engine.pacing import PacingConfig
+from dispatcher.meta.transport import PoolConfig, TransportKind
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Tunables shared by the coordinator and the instance actors."""
+
+    batch_size: int = 500
+    """Recipients claimed and routed together (one stream entry)."""
+    queued_batches_per_instance: int = 2
+    """The coordinator keeps about this many batches waiting per instance: enough to never
+    starve a number, few enough that a number going down strands little work."""
+    route_interval_s: float = 0.2
+    recover_interval_s: float = 60.0
+    visibility_timeout_s: float = 120.0
+    """A batch held this long by a consumer that stopped touching it is reclaimed."""
+    touch_interval_s: float = 20.0
+    flush_interval_s: float = 0.25
+    flush_max_results: int = 500
+    ambiguity_grace_s: float = 10.0
+    """A reclaimed message that was 'sending' when its actor died may have reached Meta; its
+    status webhook (matched by biz_opaque_callback_data) settles it. Resend only if no
+    webhook came within this long."""
+    gate_margin_s: float = 3600.0
+    """A routed message may go out this long after its slot is reserved; the 24 h
+    messaging-limit window is widened by it so the slot is never reused too early."""
+    health_interval_s: float = 30.0
+    stats_interval_s: float = 1.0
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 30.0
+    max_attempts: int = 8
+    max_in_flight: int = 64
+    transport: TransportKind = TransportKind.AIOHTTP
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    pacing: PacingConfig = field(default_factory=PacingConfig)

@@ -1,0 +1,243 @@
+"""The coordinator's work, without Ray: drive campaigns, route batches, guard portfolios.
+
+Claims pending recipients in batches, reserves new recipients against the business
+portfolio's 24 h messaging limit (the limit is the portfolio's, shared by its numbers), and
+appends each batch to the stream of a number that can take it. Marks campaigns completed when
+nothing is left pending or in flight; recovers stuck work periodically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+from uuid import UUID
+
+from dispatcher.engine.batch import Batch, template_from_json
+from dispatcher.engine.config import EngineConfig
+from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
+from dispatcher.queue.streams import WorkQueue
+from dispatcher.store import Store
+from dispatcher.store.models import Campaign, CampaignStatus, Instance, InstanceStatus
+
+log = logging.getLogger(__name__)
+
+
+class InstanceFleet(Protocol):
+    """The instance actors, as the coordinator needs them (Ray lives behind this)."""
+
+    async def ensure(self, instance: Instance) -> None:
+        """Get or create the actor serving ``instance`` (idempotent)."""
+        ...
+
+    def usable(self, instance_id: UUID) -> bool:
+        """False when the actor reported its number cannot send (token, block...)."""
+        ...
+
+
+@dataclass(slots=True)
+class PortfolioState:
+    gate: MessagingLimitGate
+    blocked_until: float = 0.0
+    """No new recipient fits before this (clock time): skip claiming for its numbers."""
+
+
+STALE_AFTER = timedelta(minutes=30)
+"""Recipients 'queued'/'sending' untouched this long lost their batch (a cleared queue)."""
+
+
+class CoordinatorCore:
+    """Drives every running campaign; one per deployment (the named coordinator actor)."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: WorkQueue,
+        fleet: InstanceFleet,
+        config: EngineConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._fleet = fleet
+        self.config = config or EngineConfig()
+        self._clock = clock
+        self._instances: dict[UUID, Instance] = {}
+        self._portfolios: dict[str, PortfolioState] = {}
+        self._last_recover = clock()
+        self.routed_batches = 0
+        self.routed_recipients = 0
+        self.deferred_recipients = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start_campaign(self, campaign_id: UUID) -> bool:
+        """draft / scheduled / paused -> running; its instances' actors are started."""
+        campaign = await self._store.campaigns.get(campaign_id)
+        if campaign is None:
+            return False
+        for instance_id in campaign.instance_ids:
+            await self._instance(instance_id)
+        return await self._store.campaigns.transition(campaign_id, CampaignStatus.RUNNING)
+
+    async def pause_campaign(self, campaign_id: UUID) -> bool:
+        """running -> paused: nothing new is routed; batches already routed still go out."""
+        return await self._store.campaigns.transition(campaign_id, CampaignStatus.PAUSED)
+
+    async def cancel_campaign(self, campaign_id: UUID) -> bool:
+        return await self._store.campaigns.transition(campaign_id, CampaignStatus.CANCELLED)
+
+    # -- the periodic work --------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One round: start due campaigns, route work, complete settled ones, recover."""
+        for campaign in await self._store.campaigns.due():
+            await self.start_campaign(campaign.id)
+        running = await self._store.campaigns.running()
+        depth = await self._stream_depths(running)
+        for campaign in running:
+            await self._route(campaign, depth)
+            # The snapshot may be a tick old; the SQL checks the counters as they are now.
+            if campaign.pending == 0 and await self._store.campaigns.complete_if_settled(
+                campaign.id
+            ):
+                log.info("campaign %s (%s) completed", campaign.name, campaign.id)
+        if self._clock() - self._last_recover >= self.config.recover_interval_s:
+            await self.recover(running)
+
+    async def recover(self, running: list[Campaign] | None = None) -> dict[str, int]:
+        """Reclaim batches of dead consumers; give back recipients whose batch vanished."""
+        self._last_recover = self._clock()
+        reclaimed = await self._queue.recover_stuck(
+            min_idle_ms=int(self.config.visibility_timeout_s * 1000)
+        )
+        stale = 0
+        for campaign in running or await self._store.campaigns.running():
+            stale += await self._store.recipients.requeue_stale(campaign.id, STALE_AFTER)
+        await self._refresh_limits()
+        return {
+            "requeued_batches": len(reclaimed.requeued),
+            "dead": len(reclaimed.dead),
+            "stale": stale,
+        }
+
+    # -- routing ------------------------------------------------------------------------
+
+    async def _stream_depths(self, running: list[Campaign]) -> dict[UUID, int]:
+        ids = {i for c in running for i in c.instance_ids}
+        depths: dict[UUID, int] = {}
+        for instance_id in ids:
+            stats = await self._queue.stream(instance_id).stats()
+            depths[instance_id] = stats.pending
+        return depths
+
+    async def _route(self, campaign: Campaign, depth: dict[UUID, int]) -> None:
+        template = template_from_json(campaign.template)
+        candidates = []
+        for instance_id in campaign.instance_ids:
+            instance = await self._instance(instance_id)
+            if instance is None or instance.status is not InstanceStatus.ACTIVE:
+                continue
+            if not self._fleet.usable(instance_id):
+                continue
+            candidates.append(instance)
+        if not candidates:
+            if campaign.pending:
+                log.warning(
+                    "campaign %s: no usable instance; %d wait", campaign.id, campaign.pending
+                )
+            return
+        now = self._clock()
+        for instance in candidates:
+            portfolio = await self._portfolio(instance.business_id)
+            while depth.get(instance.id, 0) < self.config.queued_batches_per_instance:
+                if portfolio.blocked_until > now:
+                    break
+                claim = await self._store.recipients.claim_pending(
+                    campaign.id, self.config.batch_size
+                )
+                if claim is None:
+                    return
+                by_address = {r.address: r for r in claim.recipients}
+                reservation = portfolio.gate.reserve([r.address for r in claim.recipients])
+                if reservation.deferred:
+                    held = [by_address[a].id for a in reservation.deferred]
+                    await self._store.recipients.requeue(held)
+                    self.deferred_recipients += len(held)
+                    portfolio.blocked_until = reservation.next_slot_at or now
+                    log.info(
+                        "portfolio %s at its messaging limit: %d recipients wait %.0fs",
+                        instance.business_id,
+                        len(held),
+                        portfolio.blocked_until - now,
+                    )
+                admitted = [by_address[a] for a in reservation.admitted]
+                if not admitted:
+                    break
+                batch = Batch.from_claim(claim, template, admitted)
+                await self._queue.enqueue(instance.id, batch.to_json())
+                depth[instance.id] = depth.get(instance.id, 0) + 1
+                self.routed_batches += 1
+                self.routed_recipients += len(admitted)
+
+    async def _instance(self, instance_id: UUID) -> Instance | None:
+        instance = self._instances.get(instance_id)
+        if instance is None:
+            instance = await self._store.instances.get(instance_id)
+            if instance is None:
+                return None
+            self._instances[instance_id] = instance
+            await self._fleet.ensure(instance)
+        return instance
+
+    async def refresh_instance(self, instance_id: UUID) -> Instance | None:
+        """Forget what is cached of an instance (its status or tier changed)."""
+        self._instances.pop(instance_id, None)
+        return await self._instance(instance_id)
+
+    async def _portfolio(self, business_id: str) -> PortfolioState:
+        state = self._portfolios.get(business_id)
+        if state is None:
+            portfolio = await self._store.portfolios.ensure(business_id)
+            window = DAY_S + self.config.gate_margin_s
+            history = await self._store.portfolios.gate_history(
+                business_id, self._clock, window_s=window
+            )
+            gate = MessagingLimitGate.from_history(
+                portfolio.limit, history, window_s=window, clock=self._clock
+            )
+            state = self._portfolios[business_id] = PortfolioState(gate)
+            log.info(
+                "portfolio %s: limit %s, %d recipients in the window",
+                business_id,
+                portfolio.limit if portfolio.limit is not None else "unlimited",
+                gate.used(),
+            )
+        return state
+
+    async def _refresh_limits(self) -> None:
+        """Apply tier changes (detected or overridden) to the gates."""
+        for business_id, state in self._portfolios.items():
+            portfolio = await self._store.portfolios.get(business_id)
+            if portfolio is not None and portfolio.limit != state.gate.limit:
+                if state.gate.limit is None:  # an unlimited gate tracked nobody: rebuild
+                    del self._portfolios[business_id]
+                    await self._portfolio(business_id)
+                else:
+                    state.gate.set_limit(portfolio.limit)
+                state.blocked_until = 0.0
+
+    # -- what the coordinator shows ------------------------------------------------------
+
+    def portfolio_stats(self) -> dict[str, dict[str, int | None]]:
+        return {
+            business_id: {
+                "daily_unique_used": state.gate.used() if state.gate.limit is not None else None,
+                "daily_limit": state.gate.limit,
+                "blocked_for_s": max(0, int(state.blocked_until - self._clock())),
+            }
+            for business_id, state in self._portfolios.items()
+        }

@@ -1,0 +1,281 @@
+"""One number's worker: read its stream, send through the pipeline, write results in bulk, ack.
+
+What an ``InstanceActor`` runs, without Ray. A batch is acknowledged only after every message
+in it is settled AND written to Postgres: an ack before the write could lose results on a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from dispatcher.engine.batch import Batch
+from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.pacing import Pacer
+from dispatcher.engine.pipeline import OutgoingMessage, PipelineConfig, SendPipeline
+from dispatcher.meta.client import MetaClient
+from dispatcher.meta.error_codes import ErrorClass
+from dispatcher.policies.backoff import Backoff
+from dispatcher.queue.streams import Job, WorkQueue
+from dispatcher.store import Store
+from dispatcher.store.models import InstanceStatus, RecipientStatus, SendResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class HeldJob:
+    """A batch this worker holds: unsettled messages, and results not yet durable."""
+
+    job: Job
+    unsettled: int
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+class InstanceWorker:
+    """Sends one WhatsApp number's batches at the number's pace."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: UUID,
+        phone_number_id: str,
+        throughput_mps: float,
+        token: str,
+        store: Store,
+        queue: WorkQueue,
+        client: MetaClient,
+        config: EngineConfig | None = None,
+        consumer: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.instance_id = instance_id
+        self.phone_number_id = phone_number_id
+        self._store = store
+        self._queue = queue
+        self._consumer = consumer or f"instance-{instance_id}"
+        self._clock = clock
+        self.pacer = Pacer(throughput_mps, self.config.pacing, clock)
+        self.pipeline = SendPipeline(
+            instance_id=instance_id,
+            phone_number_id=phone_number_id,
+            token=token,
+            client=client,
+            pacer=self.pacer,
+            backoff=Backoff(
+                self.config.backoff_base_s, self.config.backoff_cap_s, self.config.max_attempts
+            ),
+            on_settled=self._settled,
+            on_dead=self._dead,
+            config=PipelineConfig(max_in_flight=self.config.max_in_flight),
+            clock=clock,
+        )
+        self._held: dict[str, HeldJob] = {}
+        self._results: list[tuple[str, SendResult]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.started_at = clock()
+        self.written = 0
+
+    # -- callbacks from the pipeline ----------------------------------------------------
+
+    def _settled(self, message: OutgoingMessage, result: SendResult) -> None:
+        self._results.append((message.job_id, result))
+
+    def _dead(self, message: OutgoingMessage, result: SendResult) -> None:
+        held = self._held.get(message.job_id)
+        if held is not None:
+            held.dead.append({"recipient_id": message.recipient_id, "address": message.address})
+            held.reason = result.error_message or "retries exhausted"
+        self._results.append((message.job_id, result))
+
+    # -- the loops ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until stopped or the number is unusable; then its unsent work goes back to pending."""
+        await self._queue.recover_stuck(self.instance_id, min_idle_ms=0)  # a dead predecessor's
+        sender = asyncio.create_task(self.pipeline.run(), name=f"send-{self.phone_number_id}")
+        loops = [
+            asyncio.create_task(self._read_loop()),
+            asyncio.create_task(self._flush_loop()),
+            asyncio.create_task(self._touch_loop()),
+        ]
+        try:
+            await sender
+        finally:
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._flush()
+            if self.pipeline.halted is not None:
+                await self._give_back()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.pipeline.stop()
+
+    async def _read_loop(self) -> None:
+        low_water = max(self.config.batch_size, int(self.pacer.limit_mps * 2))
+        while not self._stopping and self.pipeline.halted is None:
+            if self.pipeline.backlog() >= low_water:
+                await asyncio.sleep(0.05)
+                continue
+            jobs = await self._queue.read(self.instance_id, self._consumer, count=1, block_ms=500)
+            for job in jobs:
+                await self._start(job)
+
+    async def _start(self, job: Job) -> None:
+        batch = Batch.from_json(job.batch)
+        ids = [item.recipient_id for item in batch.items]
+        ambiguous: set[int] = set()
+        if job.deliveries > 0:
+            before = await self._store.recipients.statuses(ids)
+            ambiguous = {i for i, status in before.items() if status is RecipientStatus.SENDING}
+        moved = set(
+            await self._store.recipients.mark_sending(batch.claim_id, ids, self.instance_id)
+        )
+        items = [item for item in batch.items if item.recipient_id in moved]
+        held = HeldJob(job, unsettled=len(items))
+        self._held[job.job_id] = held
+        if not items:
+            await self._settle_job(job.job_id, held)
+            return
+        if ambiguous & moved:
+            task = asyncio.create_task(self._after_grace(job, batch, ambiguous & moved))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        messages = [
+            OutgoingMessage(i.recipient_id, job.job_id, i.address, batch.body(i), i.attempts)
+            for i in items
+            if i.recipient_id not in ambiguous
+        ]
+        self.pipeline.submit(messages)
+
+    async def _after_grace(self, job: Job, batch: Batch, ambiguous: set[int]) -> None:
+        """Resend what a dead predecessor may have sent, once its webhook had time to say so."""
+        await asyncio.sleep(self.config.ambiguity_grace_s)
+        statuses = await self._store.recipients.statuses(sorted(ambiguous))
+        resend = [
+            OutgoingMessage(i.recipient_id, job.job_id, i.address, batch.body(i), i.attempts)
+            for i in batch.items
+            if statuses.get(i.recipient_id) is RecipientStatus.SENDING
+        ]
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.unsettled -= len(ambiguous) - len(resend)  # settled by their webhooks
+            if held.unsettled <= 0 and not resend:
+                await self._settle_job(job.job_id, held)
+        self.pipeline.submit(resend)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval_s)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write results in one round trip, then ack the batches they settled."""
+        if not self._results:
+            return
+        results, self._results = self._results, []
+        try:
+            await self._store.outcomes.apply_results([result for _, result in results])
+        except Exception:
+            self._results = results + self._results  # not durable: keep them, retry next time
+            log.exception(
+                "instance %s: writing %d results failed", self.phone_number_id, len(results)
+            )
+            return
+        self.written += len(results)
+        done: list[str] = []
+        for job_id, _ in results:
+            held = self._held.get(job_id)
+            if held is not None:
+                held.unsettled -= 1
+                if held.unsettled <= 0:
+                    done.append(job_id)
+        for job_id in dict.fromkeys(done):
+            await self._settle_job(job_id, self._held[job_id])
+
+    async def _settle_job(self, job_id: str, held: HeldJob) -> None:
+        self._held.pop(job_id, None)
+        if held.dead:
+            await self._queue.dead_letter(
+                self.instance_id, job_id, {**held.job.batch, "dead": held.dead}, held.reason
+            )
+        else:
+            await self._queue.ack(self.instance_id, job_id)
+
+    async def _touch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.touch_interval_s)
+            if self._held:
+                await self._queue.touch(self.instance_id, self._consumer, list(self._held))
+
+    async def _give_back(self) -> None:
+        """The number cannot send: its unsent work goes back to pending for other numbers."""
+        error = self.pipeline.halted
+        assert error is not None
+        unsent = self.pipeline.take_unsent()
+        ids = [m.recipient_id for m in unsent]
+        # Batches not started yet are still on the stream: give those back too.
+        while jobs := await self._queue.read(self.instance_id, self._consumer, count=50):
+            for job in jobs:
+                ids.extend(item.recipient_id for item in Batch.from_json(job.batch).items)
+                self._held.setdefault(job.job_id, HeldJob(job, 0))
+        requeued = await self._store.recipients.requeue(ids) if ids else 0
+        for job_id, held in list(self._held.items()):
+            self._held.pop(job_id)
+            await self._queue.ack(self.instance_id, job_id)
+            del held
+        status = "portfolio held" if error.error_class is ErrorClass.PORTFOLIO_HOLD else "stopped"
+        await self._store.instances.set_status(
+            self.instance_id, InstanceStatus.ERROR, f"{status}: {error}"[:300]
+        )
+        log.error(
+            "instance %s %s; %d recipients given back to pending",
+            self.phone_number_id,
+            status,
+            requeued,
+        )
+
+    # -- what the actor shows -----------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        pipeline, pacer = self.pipeline, self.pacer
+        halted = pipeline.halted
+        return {
+            "instance_id": str(self.instance_id),
+            "phone_number_id": self.phone_number_id,
+            "state": "error"
+            if halted is not None
+            else ("stopping" if self._stopping else "running"),
+            "error": None if halted is None else str(halted),
+            "error_class": None if halted is None else halted.error_class.value,
+            "uptime_s": round(self._clock() - self.started_at, 1),
+            "configured_rate_mps": pacer.limit_mps,
+            "current_rate_mps": round(pacer.current_rate(), 2),
+            "bucket_tokens": round(pacer.bucket.tokens(), 3),
+            "breaker": pacer.breaker.stats(),
+            "sends_per_s": round(pipeline.sends_per_s(), 1),
+            "sent": pipeline.stats.sent,
+            "failed": pipeline.stats.failed,
+            "retried": pipeline.stats.retried,
+            "dead_lettered": pipeline.stats.dead,
+            "errors_by_class": dict(pipeline.stats.errors_by_class),
+            "errors_by_code": dict(pipeline.stats.errors_by_code),
+            "backlog": pipeline.backlog(),
+            "in_flight": pipeline.in_flight(),
+            "batches_held": len(self._held),
+            "results_unwritten": len(self._results),
+            "pair_guard_tracked": len(pacer.pairs),
+        }

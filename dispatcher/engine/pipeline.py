@@ -1,0 +1,292 @@
+"""One number's send loop: pace, send, classify, retry or settle. No Redis, no Postgres.
+
+The instance worker feeds it messages and receives, through callbacks, each message's
+settlement (sent, failed, or given back); the pipeline keeps every in-flight decision in
+memory: no round trip per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from dispatcher.engine.pacing import Pacer, Wait
+from dispatcher.meta.client import MetaClient
+from dispatcher.meta.error_codes import ErrorClass, Throttle
+from dispatcher.meta.messages import MetaError, SendOk
+from dispatcher.policies.backoff import Backoff
+from dispatcher.store.models import SendOutcome, SendResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class OutgoingMessage:
+    """One message in an instance's hands."""
+
+    recipient_id: int
+    job_id: str
+    address: str
+    body: bytes
+    attempts: int = 0
+    """Sends tried so far, in earlier runs included."""
+    throttled: int = 0
+    previous_delay_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    max_in_flight: int = 64
+    max_throttle_retries: int = 50
+    """Throttle answers do not use up attempts, but a message is not retried forever."""
+    idle_wake_s: float = 0.5
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors_by_class: Counter[str] = field(default_factory=Counter)
+    errors_by_code: Counter[str] = field(default_factory=Counter)
+    send_times: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+
+
+Settle = Callable[[OutgoingMessage, SendResult], None]
+Dead = Callable[[OutgoingMessage, SendResult], None]
+
+
+class SendPipeline:
+    """Sends one number's messages as fast as its pacer allows, never faster."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: UUID,
+        phone_number_id: str,
+        token: str,
+        client: MetaClient,
+        pacer: Pacer,
+        backoff: Backoff,
+        on_settled: Settle,
+        on_dead: Dead,
+        config: PipelineConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instance_id = instance_id
+        self.phone_number_id = phone_number_id
+        self._token = token
+        self._client = client
+        self.pacer = pacer
+        self._backoff = backoff
+        self._on_settled = on_settled
+        self._on_dead = on_dead
+        self.config = config or PipelineConfig()
+        self._clock = clock
+        self._ready: deque[OutgoingMessage] = deque()
+        self._delayed: list[tuple[float, int, OutgoingMessage]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.config.max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.halted: MetaError | None = None
+        """The per-instance (or portfolio) error that stopped this pipeline, if any."""
+        self._given_back: list[OutgoingMessage] = []
+        self.stats = PipelineStats()
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def submit(self, messages: Iterable[OutgoingMessage]) -> None:
+        self._ready.extend(messages)
+        self._wake.set()
+
+    def backlog(self) -> int:
+        """Messages not settled: waiting, delayed or in flight."""
+        return len(self._ready) + len(self._delayed) + len(self._in_flight)
+
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send until :meth:`stop` or a per-instance error; in-flight sends finish first."""
+        try:
+            while not self._should_stop():
+                self._release_due()
+                if not self._ready:
+                    await self._idle()
+                    continue
+                message = self._ready[0]
+                wait, seconds = self.pacer.next_wait(message.address)
+                if wait is Wait.PAIR:
+                    self._ready.popleft()
+                    self._delay(message, seconds)
+                    continue
+                if wait is not Wait.NONE:
+                    await self._sleep(seconds)
+                    continue
+                await self._slots.acquire()
+                if self._should_stop():  # changed while we waited for a slot
+                    self._slots.release()
+                    break
+                if not self.pacer.admit(message.address):
+                    self._slots.release()
+                    await self._sleep(self.config.idle_wake_s)
+                    continue
+                self._ready.popleft()
+                task = asyncio.create_task(self._send(message))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _should_stop(self) -> bool:
+        return self._stopping or self.halted is not None
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def take_unsent(self) -> list[OutgoingMessage]:
+        """After :meth:`run` returned: every message not settled, to give back."""
+        unsent = [*self._given_back, *self._ready, *(m for _, _, m in self._delayed)]
+        self._given_back.clear()
+        self._ready.clear()
+        self._delayed.clear()
+        return unsent
+
+    def sends_per_s(self, window_s: float = 5.0) -> float:
+        now = self._clock()
+        recent = sum(1 for t in self.stats.send_times if t > now - window_s)
+        return recent / window_s
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _send(self, message: OutgoingMessage) -> None:
+        try:
+            result = await self._client.send_raw(self.phone_number_id, self._token, message.body)
+        finally:
+            self._slots.release()
+        now = self._clock()
+        self.stats.send_times.append(now)
+        if isinstance(result, SendOk):
+            self.pacer.on_result(None, None, message.address)
+            message.attempts += 1
+            self.stats.sent += 1
+            self._on_settled(message, self._result(message, SendOutcome.SENT, wamid=result.wamid))
+        else:
+            self._on_error(message, result)
+        self._wake.set()
+
+    def _on_error(self, message: OutgoingMessage, error: MetaError) -> None:
+        rule = error.rule
+        self.pacer.on_result(rule.error_class, rule.throttle, message.address)
+        self.stats.errors_by_class[rule.error_class.value] += 1
+        self.stats.errors_by_code[
+            str(error.code if error.code is not None else error.http_status)
+        ] += 1
+        if rule.error_class is ErrorClass.THROTTLE:
+            message.throttled += 1
+            if message.throttled > self.config.max_throttle_retries:
+                self._dead(message, error, "throttled too many times")
+            elif rule.throttle is Throttle.PAIR:
+                self._delay(message, self.pacer.pairs.wait_time(message.address))
+            else:
+                self._ready.appendleft(message)
+            return
+        if rule.error_class in (ErrorClass.PERMANENT_INSTANCE, ErrorClass.PORTFOLIO_HOLD):
+            if self.halted is None:
+                self.halted = error
+                log.error(
+                    "instance %s stopped: %s (%s)",
+                    self.phone_number_id,
+                    error,
+                    rule.error_class.value,
+                )
+            self._given_back.append(message)
+            return
+        message.attempts += 1
+        if rule.error_class is ErrorClass.PERMANENT_MESSAGE:
+            self.stats.failed += 1
+            self._on_settled(message, self._failure(message, error))
+            return
+        limit = rule.max_attempts or self._backoff.max_attempts
+        delay = None
+        if message.attempts < limit:
+            delay = self._backoff.next_delay(message.attempts, message.previous_delay_s)
+        if delay is None:
+            self._dead(message, error, f"retries exhausted after {message.attempts} attempts")
+            return
+        message.previous_delay_s = delay
+        self.stats.retried += 1
+        self._delay(message, delay)
+
+    def _dead(self, message: OutgoingMessage, error: MetaError, why: str) -> None:
+        self.stats.dead += 1
+        result = self._failure(message, error, prefix=f"{why}: ")
+        self._on_dead(message, result)
+
+    def _failure(self, message: OutgoingMessage, error: MetaError, prefix: str = "") -> SendResult:
+        return self._result(
+            message,
+            SendOutcome.FAILED,
+            error_code=error.code,
+            error_message=(prefix + str(error))[:500],
+        )
+
+    def _result(
+        self,
+        message: OutgoingMessage,
+        outcome: SendOutcome,
+        *,
+        wamid: str | None = None,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> SendResult:
+        return SendResult(
+            recipient_id=message.recipient_id,
+            outcome=outcome,
+            at=datetime.now(UTC),
+            instance_id=self.instance_id,
+            attempts=message.attempts,
+            wamid=wamid,
+            error_code=error_code,
+            error_message=error_message,
+        )
+
+    def _delay(self, message: OutgoingMessage, seconds: float) -> None:
+        heapq.heappush(self._delayed, (self._clock() + seconds, next(self._seq), message))
+
+    def _release_due(self) -> None:
+        now = self._clock()
+        while self._delayed and self._delayed[0][0] <= now:
+            self._ready.append(heapq.heappop(self._delayed)[2])
+
+    async def _idle(self) -> None:
+        timeout = self.config.idle_wake_s
+        if self._delayed:
+            timeout = min(timeout, max(0.0, self._delayed[0][0] - self._clock()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0.05:
+            await asyncio.sleep(seconds)
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), min(seconds, self.config.idle_wake_s))
