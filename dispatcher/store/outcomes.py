@@ -20,7 +20,10 @@ import asyncpg
 from dispatcher.store.models import WEBHOOK_STATUSES, SendResult, StatusUpdate
 
 # Row locks are taken in id order (the "locked" CTEs), then the trigger locks campaign rows
-# in id order: concurrent flushes never deadlock.
+# in id order: concurrent flushes never deadlock. The "locked" CTE carries the input rows
+# and is joined to the table by primary key alone: prepared statements run on a generic
+# plan that guesses 10 input rows, and a join of two CTEs was then a nested loop, quadratic
+# in the batch (measured 4x slower at 500 rows).
 _APPLY_RESULTS = """
 WITH given AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::uuid[], $5::int[],
@@ -30,8 +33,8 @@ WITH given AS (
     -- One result per recipient: a send that went through beats any other report.
     SELECT DISTINCT ON (id) * FROM given ORDER BY id, (outcome = 'sent') DESC, at DESC
 ), locked AS (
-    SELECT r.id FROM whatsapp_campaign_recipients r
-    WHERE r.id IN (SELECT id FROM one) ORDER BY r.id FOR UPDATE
+    SELECT one.* FROM whatsapp_campaign_recipients r JOIN one ON one.id = r.id
+    ORDER BY r.id FOR UPDATE OF r
 )
 UPDATE whatsapp_campaign_recipients r
 SET status = CASE one.outcome
@@ -48,7 +51,7 @@ SET status = CASE one.outcome
     error_message = CASE WHEN one.outcome = 'sent' THEN r.error_message
                          ELSE one.error_message END,
     updated_at = now()
-FROM one JOIN locked ON locked.id = one.id
+FROM locked one
 WHERE r.id = one.id
   AND (one.outcome = 'sent'
        OR (one.outcome = 'failed' AND r.status < 'sent')
@@ -84,8 +87,8 @@ WITH given AS (
                FILTER (WHERE status = 'failed'))[1] AS error_message
     FROM matched WHERE id IS NOT NULL GROUP BY id
 ), locked AS (
-    SELECT r.id FROM whatsapp_campaign_recipients r
-    WHERE r.id IN (SELECT id FROM folded) ORDER BY r.id FOR UPDATE
+    SELECT folded.* FROM whatsapp_campaign_recipients r JOIN folded ON folded.id = r.id
+    ORDER BY r.id FOR UPDATE OF r
 )
 UPDATE whatsapp_campaign_recipients r
 SET status = greatest(r.status, f.status),
@@ -102,7 +105,7 @@ SET status = greatest(r.status, f.status),
                              THEN f.error_message
                          ELSE r.error_message END,
     updated_at = now()
-FROM folded f JOIN locked ON locked.id = f.id
+FROM locked f
 WHERE r.id = f.id
 """
 

@@ -14,7 +14,7 @@ Campaign counters follow every move: the database keeps them (see the migration)
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -34,7 +34,6 @@ from dispatcher.store.models import (
 E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 BSUID_RE = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")
 
-INGEST_CHUNK_ROWS = 10_000
 _COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
 
 COLUMNS = (
@@ -79,35 +78,21 @@ def check(index: int, new: NewRecipient) -> None:
         raise InvalidRecipientError(index, f"user_id {new.user_id!r} is not a BSUID")
 
 
-async def _chunks(
-    rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
-    campaign_id: UUID,
-    size: int,
-) -> AsyncIterable[list[tuple[Any, ...]]]:
-    """Validated COPY records, ``size`` at a time: never the whole input in memory."""
-    chunk: list[tuple[Any, ...]] = []
+async def _records(
+    rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient], campaign_id: UUID
+) -> AsyncIterator[tuple[Any, ...]]:
+    """Validated COPY records, one at a time: the input is never held whole in memory."""
     index = 0
-
-    def add(new: NewRecipient) -> None:
-        nonlocal index
-        check(index, new)
-        chunk.append((campaign_id, new.phone, new.user_id, new.variables))
-        index += 1
-
     if isinstance(rows, AsyncIterable):
         async for new in rows:
-            add(new)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
+            check(index, new)
+            yield (campaign_id, new.phone, new.user_id, new.variables)
+            index += 1
     else:
         for new in rows:
-            add(new)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+            check(index, new)
+            yield (campaign_id, new.phone, new.user_id, new.variables)
+            index += 1
 
 
 class Recipients:
@@ -120,16 +105,14 @@ class Recipients:
         self,
         campaign_id: UUID,
         rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
-        *,
-        chunk_rows: int = INGEST_CHUNK_ROWS,
     ) -> int:
-        """Append ``pending`` recipients from a (possibly async) stream with COPY, in chunks.
+        """Append ``pending`` recipients from a (possibly async) stream with one binary COPY
+        that asyncpg feeds as the rows come (it buffers a few hundred KB, never the input).
 
         All or nothing: one transaction, so an invalid row (:class:`InvalidRecipientError`,
         with its index) leaves the campaign as it was. ``total_recipients`` and ``pending``
         grow with the rows. Refused (:class:`StoreError`) for a missing or finished campaign.
         """
-        total = 0
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(
                 "SELECT status FROM whatsapp_campaigns WHERE id = $1", campaign_id
@@ -138,12 +121,12 @@ class Recipients:
                 raise StoreError("campaign", campaign_id, "not found")
             if status in ("completed", "cancelled", "failed"):
                 raise StoreError("campaign", campaign_id, f"is {status}: cannot add recipients")
-            async for chunk in _chunks(rows, campaign_id, chunk_rows):
-                await conn.copy_records_to_table(
-                    "whatsapp_campaign_recipients", records=chunk, columns=_COPY_COLUMNS
-                )
-                total += len(chunk)
-        return total
+            result = await conn.copy_records_to_table(
+                "whatsapp_campaign_recipients",
+                records=_records(rows, campaign_id),
+                columns=_COPY_COLUMNS,
+            )
+        return int(result.split()[-1])
 
     async def claim_pending(self, campaign_id: UUID, limit: int) -> Claim | None:
         """Up to ``limit`` pending recipients, oldest first, moved to ``queued`` under a new

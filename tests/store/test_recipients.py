@@ -30,11 +30,11 @@ async def test_100k_recipients_stream_in_without_being_held_in_memory(
 
     tracemalloc.start()
     try:
-        assert await store.recipients.ingest(world.campaign.id, rows(), chunk_rows=5_000) == n
+        assert await store.recipients.ingest(world.campaign.id, rows()) == n
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # 100,000 rows held at once take well over 20 MB; 5,000 at a time, a few.
+    # 100,000 rows held at once take well over 20 MB; streamed, a few.
     assert peak < 12 * 1024 * 1024, peak
     campaign = await assert_counters_exact(store, world.campaign.id)
     assert (campaign.total_recipients, campaign.pending) == (n, n)
@@ -49,7 +49,7 @@ async def test_an_invalid_row_rejects_the_whole_ingest(store: Store, make_world:
     world = await make_world(3)
     bad = [*phones(5, start=100), NewRecipient(phone="11999"), *phones(5, start=200)]
     with pytest.raises(InvalidRecipientError) as caught:
-        await store.recipients.ingest(world.campaign.id, bad, chunk_rows=2)
+        await store.recipients.ingest(world.campaign.id, bad)
     assert caught.value.index == 5
     with pytest.raises(InvalidRecipientError, match="exactly one"):
         await store.recipients.ingest(
