@@ -6,6 +6,8 @@ as ``POST /queue/stats`` takes them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Literal
 
 import redis.asyncio as aioredis
@@ -15,7 +17,12 @@ from dispatcher.queue.stream import Reclaimed
 from dispatcher.queue.streams import DEFAULT_PREFIX, QueueStats, WorkQueue
 from dispatcher.queue.webhooks import WebhookQueue
 
+log = logging.getLogger(__name__)
+
 QueueName = Literal["campaigns", "webhooks"]
+RECOVER_EVERY_S = 60.0
+VISIBILITY_TIMEOUT_MS = 300_000
+"""A batch held this long without a touch is presumed to belong to a dead consumer."""
 
 
 class Queues:
@@ -42,6 +49,30 @@ class Queues:
         if self._name(queue) == "campaigns":
             return await self.campaigns.recover_stuck(min_idle_ms=min_idle_ms)
         return await self.webhooks.recover_stuck(min_idle_ms=min_idle_ms)
+
+    async def recover_forever(
+        self,
+        *,
+        every_s: float = RECOVER_EVERY_S,
+        min_idle_ms: int = VISIBILITY_TIMEOUT_MS,
+        cycles: int | None = None,
+    ) -> None:
+        """Reclaim stuck jobs of both queues every ``every_s`` (the automatic recover_stuck);
+        runs until cancelled, or for ``cycles`` rounds."""
+        done = 0
+        while cycles is None or done < cycles:
+            for queue in ("campaigns", "webhooks"):
+                reclaimed = await self.recover_stuck(queue, min_idle_ms=min_idle_ms)
+                if reclaimed.requeued or reclaimed.dead:
+                    log.info(
+                        "%s: %d stuck jobs requeued, %d dead-lettered",
+                        queue,
+                        len(reclaimed.requeued),
+                        len(reclaimed.dead),
+                    )
+            done += 1
+            if cycles is None or done < cycles:
+                await asyncio.sleep(every_s)
 
     async def stats(self, instance_id: str | None = None) -> dict[str, QueueStats]:
         return {

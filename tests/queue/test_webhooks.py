@@ -48,3 +48,17 @@ async def test_queue_names_are_checked(redis_client: aioredis.Redis, redis_prefi
     with pytest.raises(QueueError, match="unknown queue"):
         await queues.clear("emails")
     assert await queues.retry_dlq("campaigns") == []
+
+
+async def test_recovery_runs_periodically_over_both_queues(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    queues = Queues(redis_client, prefix=redis_prefix)
+    await queues.webhooks.push({"n": 1})
+    await queues.campaigns.enqueue("a", {"n": 2})
+    await queues.webhooks.read("died", count=1)
+    await queues.campaigns.read("a", "died", count=1)
+    await queues.recover_forever(every_s=0, min_idle_ms=0, cycles=2)
+    stats = await queues.stats()
+    assert (stats["webhooks"].pending, stats["webhooks"].processing) == (1, 0)
+    assert (stats["campaigns"].pending, stats["campaigns"].processing) == (1, 0)
