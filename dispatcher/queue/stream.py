@@ -167,6 +167,7 @@ class DurableStream:
     ) -> Reclaimed:
         """Jobs delivered more than ``min_idle_ms`` ago and never acked (their consumer died)
         are appended again for any consumer, or dead-lettered past ``max_deliveries``."""
+        await self.ensure_group()  # a stream nobody wrote to yet has nothing to reclaim
         requeued: dict[str, str] = {}
         dead: list[str] = []
         cursor = "0-0"

@@ -1,0 +1,195 @@
+"""``Coordinator``: the named, detached actor that drives every campaign of a deployment.
+
+A thin Ray wrapper around :class:`~dispatcher.engine.coordinator.CoordinatorCore` (routing,
+portfolios, completion), :class:`~dispatcher.engine.webhooks.WebhookApplier` (statuses) and
+the fleet of instance actors. Restarted by Ray, it rebuilds its state from Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+from uuid import UUID
+
+import ray
+
+from actors.fleet import RayFleet
+from dispatcher.deployment import COORDINATOR_NAME, Deployment
+from dispatcher.engine.coordinator import CoordinatorCore
+from dispatcher.engine.webhooks import WebhookApplier
+from dispatcher.errors import QueueError
+from dispatcher.queue import Queues
+from dispatcher.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Coordinator:
+    """See the module docstring. Every remote method waits until the connections are open."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        self._deployment = deployment
+        self._ready = asyncio.Event()
+        self._failure: str | None = None
+        self._store: Store | None = None
+        self._queues: Queues | None = None
+        self._core: CoordinatorCore | None = None
+        self._fleet = RayFleet(deployment)
+        self._applier: WebhookApplier | None = None
+        self._started = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._main = asyncio.get_event_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            self._store, self._queues = await self._deployment.open(pool_size=6)
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            log.exception("coordinator cannot open its connections")
+            self._ready.set()
+            return
+        self._core = CoordinatorCore(
+            self._store, self._queues.campaigns, self._fleet, self._deployment.engine
+        )
+        self._applier = WebhookApplier(self._store, self._queues.webhooks)
+        # A restarted coordinator picks its running campaigns up where they were.
+        for campaign in await self._store.campaigns.running():
+            for instance_id in campaign.instance_ids:
+                instance = await self._store.instances.get(instance_id)
+                if instance is not None:
+                    await self._fleet.ensure(instance)
+        self._tasks = [
+            asyncio.create_task(
+                self._loop(self._core.tick, self._deployment.engine.route_interval_s)
+            ),
+            asyncio.create_task(self._loop(self._poll, self._deployment.engine.stats_interval_s)),
+            asyncio.create_task(self._applier.run()),
+        ]
+        self._ready.set()
+        log.info("coordinator ready")
+
+    async def _loop(self, step: Any, interval_s: float) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad round must not stop the coordinator
+                log.exception("coordinator step %s failed", getattr(step, "__name__", step))
+            await asyncio.sleep(interval_s)
+
+    async def _poll(self) -> None:
+        await self._fleet.poll()
+
+    async def _core_ready(self) -> CoordinatorCore:
+        await self._ready.wait()
+        if self._core is None:
+            raise RuntimeError(f"coordinator not running: {self._failure}")
+        return self._core
+
+    # -- remote methods -----------------------------------------------------------------
+
+    async def deployment(self) -> Deployment:
+        return self._deployment
+
+    async def ping(self) -> dict[str, Any]:
+        await self._ready.wait()
+        return {"ready": self._core is not None, "error": self._failure}
+
+    async def start_campaign(self, campaign_id: str) -> bool:
+        return await (await self._core_ready()).start_campaign(UUID(campaign_id))
+
+    async def pause_campaign(self, campaign_id: str) -> bool:
+        return await (await self._core_ready()).pause_campaign(UUID(campaign_id))
+
+    async def resume_campaign(self, campaign_id: str) -> bool:
+        return await (await self._core_ready()).start_campaign(UUID(campaign_id))
+
+    async def cancel_campaign(self, campaign_id: str) -> bool:
+        return await (await self._core_ready()).cancel_campaign(UUID(campaign_id))
+
+    async def refresh_instance(self, instance_id: str) -> None:
+        """The instance was (re-)registered: restart its actor with the new token and limits."""
+        core = await self._core_ready()
+        instance = await core.refresh_instance(UUID(instance_id))
+        if instance is not None:
+            await self._fleet.restart(instance)
+
+    async def instance_stats(self, instance_id: str | None = None) -> dict[str, Any]:
+        await self._core_ready()
+        if instance_id is not None:
+            return self._fleet.stats.get(UUID(instance_id), {})
+        return {str(key): value for key, value in self._fleet.stats.items()}
+
+    async def stats(self, instance_id: str | None = None) -> dict[str, Any]:
+        """Queues, instances, portfolios and routing, for the API and the driver SDK."""
+        core = await self._core_ready()
+        assert self._queues is not None
+        queues = await self._queues.stats(instance_id)
+        return {
+            "uptime_s": round(time.monotonic() - self._started, 1),
+            "queues": {
+                name: {
+                    "pending": q.pending,
+                    "processing": q.processing,
+                    "dlq": q.dlq,
+                    "instances": {
+                        key: {"pending": s.pending, "processing": s.processing, "dlq": s.dlq}
+                        for key, s in q.instances.items()
+                    },
+                }
+                for name, q in queues.items()
+            },
+            "instances": await self.instance_stats(instance_id),
+            "portfolios": core.portfolio_stats(),
+            "routed_batches": core.routed_batches,
+            "routed_recipients": core.routed_recipients,
+            "deferred_recipients": core.deferred_recipients,
+            "webhook_statuses_applied": self._applier.applied if self._applier else 0,
+        }
+
+    async def queue_action(self, action: str, queue: str, job_id: str | None = None) -> Any:
+        """``retry_dlq``, ``clear`` or ``recover_stuck`` on the campaigns or webhooks queue."""
+        core = await self._core_ready()
+        assert self._queues is not None
+        if action == "retry_dlq":
+            return {"retried": await self._queues.retry_dlq(queue, job_id)}
+        if action == "clear":
+            return {"cleared": await self._queues.clear(queue)}
+        if action == "recover_stuck":
+            if queue == "campaigns":
+                return await core.recover()
+            reclaimed = await self._queues.recover_stuck(queue, min_idle_ms=0)
+            return {"requeued_batches": len(reclaimed.requeued), "dead": len(reclaimed.dead)}
+        raise QueueError(queue, f"unknown action {action!r}")
+
+    async def shutdown(self) -> None:
+        """Stop the instance actors (their in-flight sends finish) and the loops."""
+        await self._fleet.stop_all()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._queues is not None:
+            await self._queues.client.aclose()
+        if self._store is not None:
+            await self._store.close()
+
+
+RemoteCoordinator = ray.remote(max_restarts=-1, max_task_retries=3)(Coordinator)
+
+
+def coordinator_handle(deployment: Deployment) -> Any:
+    """The deployment's coordinator: the running one, or a new one (named, detached)."""
+    return RemoteCoordinator.options(
+        name=COORDINATOR_NAME,
+        namespace=deployment.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        num_cpus=0,
+    ).remote(deployment)

@@ -1,0 +1,260 @@
+"""The driver SDK: a Python API for scripts that run campaigns on a deployment.
+
+from dispatcher.sdk import Dispatcher
+
+with Dispatcher.connect() as d:           # a local deployment, or address="ray://..."
+    number = d.register_instance("1001", "TOKEN", "biz-1")
+    campaign = d.create_campaign("promo", {"name": "hello_world", "language": "en_US"},
+                                 [number.id], [{"phone": "+5511999990001"}])
+    d.send(campaign.id)
+    d.wait(campaign.id)                   # a live progress bar
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine, Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID
+
+import ray
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dispatcher import operations
+from dispatcher.config import Settings, load_settings
+from dispatcher.deployment import COORDINATOR_NAME, NAMESPACE, Deployment
+from dispatcher.engine.config import EngineConfig
+from dispatcher.meta.tiers import MessagingTier
+from dispatcher.services import Services
+from dispatcher.store import Store
+from dispatcher.store.models import Campaign, CampaignStatus, Instance, NewRecipient
+
+T = TypeVar("T")
+
+FINAL = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
+
+
+def recipient(item: NewRecipient | Mapping[str, Any]) -> NewRecipient:
+    """A recipient from a dict: ``{"phone": "+55..."}`` or ``{"user_id": "BR.x"}``, with
+    optional ``variables``."""
+    if isinstance(item, NewRecipient):
+        return item
+    return NewRecipient(
+        phone=item.get("phone"), user_id=item.get("user_id"), variables=item.get("variables")
+    )
+
+
+class Dispatcher:
+    """A connection to a deployment: the coordinator actor and the store."""
+
+    def __init__(
+        self,
+        coordinator: Any,
+        deployment: Deployment,
+        *,
+        services: Services | None = None,
+        started_ray: bool = False,
+    ) -> None:
+        self.coordinator = coordinator
+        self.deployment = deployment
+        self._services = services
+        self._started_ray = started_ray
+        self._loop = asyncio.new_event_loop()
+        self._store: Store | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        address: str | None = None,
+        *,
+        settings: Settings | None = None,
+        engine: EngineConfig | None = None,
+    ) -> Dispatcher:
+        """Join a running deployment at ``address`` (its coordinator must be up), or start a
+        local one: Ray, the coordinator, and embedded Redis and Postgres when none is set."""
+        settings = settings or load_settings()
+        address = address if address is not None else (settings.ray_address or None)
+        started_ray = False
+        if not ray.is_initialized():
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            started_ray = address is None
+        if address is not None:
+            running: Any = ray.get_actor(COORDINATOR_NAME, namespace=NAMESPACE)
+            joined: Deployment = ray.get(running.deployment.remote())
+            return cls(running, joined)
+        services = Services(settings)
+        deployment = Deployment.from_settings(settings, services.start(), engine)
+        # The one place the domain reaches into actors/: starting a deployment needs them.
+        from actors.coordinator import coordinator_handle
+
+        coordinator = coordinator_handle(deployment)
+        ready = ray.get(coordinator.ping.remote())
+        if not ready["ready"]:
+            raise RuntimeError(f"coordinator failed to start: {ready['error']}")
+        return cls(coordinator, deployment, services=services, started_ray=started_ray)
+
+    # -- instances and campaigns ---------------------------------------------------------
+
+    def register_instance(
+        self,
+        phone_number_id: str,
+        access_token: str,
+        business_id: str,
+        *,
+        name: str = "",
+        messaging_tier: MessagingTier | str | None = None,
+        throughput_mps: int | None = None,
+    ) -> Instance:
+        tier = MessagingTier.parse(messaging_tier) if messaging_tier is not None else None
+        instance = self._run(
+            operations.register_instance(
+                self._get_store(),
+                phone_number_id=phone_number_id,
+                access_token=access_token,
+                business_id=business_id,
+                name=name,
+                messaging_tier=tier,
+                throughput_mps=throughput_mps,
+            )
+        )
+        ray.get(self.coordinator.refresh_instance.remote(str(instance.id)))
+        return instance
+
+    def create_campaign(
+        self,
+        name: str,
+        template: Mapping[str, Any],
+        instance_ids: Iterable[UUID],
+        recipients: Iterable[NewRecipient | Mapping[str, Any]] = (),
+        *,
+        scheduled_at: datetime | None = None,
+    ) -> Campaign:
+        """A draft campaign; recipients are streamed, never held whole in memory."""
+        return self._run(
+            operations.create_campaign(
+                self._get_store(),
+                name=name,
+                template=template,
+                instance_ids=list(instance_ids),
+                recipients=(recipient(r) for r in recipients),
+                scheduled_at=scheduled_at,
+            )
+        )
+
+    def add_recipients(
+        self, campaign_id: UUID, recipients: Iterable[NewRecipient | Mapping[str, Any]]
+    ) -> int:
+        return self._run(
+            self._get_store().recipients.ingest(campaign_id, (recipient(r) for r in recipients))
+        )
+
+    def send(self, campaign_id: UUID) -> bool:
+        return bool(ray.get(self.coordinator.start_campaign.remote(str(campaign_id))))
+
+    def pause(self, campaign_id: UUID) -> bool:
+        return bool(ray.get(self.coordinator.pause_campaign.remote(str(campaign_id))))
+
+    def resume(self, campaign_id: UUID) -> bool:
+        return bool(ray.get(self.coordinator.resume_campaign.remote(str(campaign_id))))
+
+    def cancel(self, campaign_id: UUID) -> bool:
+        return bool(ray.get(self.coordinator.cancel_campaign.remote(str(campaign_id))))
+
+    def campaign(self, campaign_id: UUID) -> Campaign:
+        found = self._run(self._get_store().campaigns.get(campaign_id))
+        if found is None:
+            raise operations.NotFoundError("campaign", campaign_id)
+        return found
+
+    def stats(self, instance_id: UUID | None = None) -> dict[str, Any]:
+        """Queue depths, per-instance limiter / breaker / rate stats, portfolios."""
+        key = None if instance_id is None else str(instance_id)
+        result: dict[str, Any] = ray.get(self.coordinator.stats.remote(key))
+        return result
+
+    def wait(
+        self,
+        campaign_id: UUID,
+        *,
+        progress: bool = True,
+        timeout_s: float | None = None,
+        poll_s: float = 0.5,
+    ) -> Campaign:
+        """Until the campaign is completed, cancelled or failed; a live bar on the way."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        campaign = self.campaign(campaign_id)
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, disable=not progress) as bar:
+            task = bar.add_task(campaign.name, total=campaign.total_recipients, detail="")
+            last_sent, last_t = campaign.total_sent, time.monotonic()
+            rate = 0.0
+            while campaign.status not in FINAL:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"campaign {campaign_id} still {campaign.status}")
+                time.sleep(poll_s)
+                campaign = self.campaign(campaign_id)
+                now = time.monotonic()
+                rate = 0.7 * rate + 0.3 * (campaign.total_sent - last_sent) / max(
+                    now - last_t, 1e-3
+                )
+                last_sent, last_t = campaign.total_sent, now
+                bar.update(
+                    task,
+                    completed=campaign.total_sent + campaign.total_failed,
+                    total=campaign.total_recipients,
+                    detail=_detail(campaign, rate),
+                )
+        return campaign
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _get_store(self) -> Store:
+        if self._store is None:
+            self._store = self._run(Store.open(self.deployment.database_url, max_size=4))
+        return self._store
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coroutine)
+
+    def close(self, *, shutdown: bool | None = None) -> None:
+        """Disconnect; a deployment this object started is stopped (or kept: shutdown=False)."""
+        if self._store is not None:
+            self._run(self._store.close())
+            self._store = None
+        stop = self._services is not None if shutdown is None else shutdown
+        if stop:
+            ray.get(self.coordinator.shutdown.remote())
+            ray.kill(self.coordinator, no_restart=True)
+        if self._started_ray and stop:
+            ray.shutdown()
+        if self._services is not None and stop:
+            self._services.stop()
+        self._loop.close()
+
+    def __enter__(self) -> Dispatcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _detail(campaign: Campaign, rate: float) -> str:
+    return (
+        f"sent {campaign.total_sent:,}  delivered {campaign.total_delivered:,}  "
+        f"read {campaign.total_read:,}  failed {campaign.total_failed:,}  "
+        f"{rate:,.0f} msg/s  [{campaign.status}]"
+    )
