@@ -1,0 +1,26 @@
+"""What every handler reaches: the store, the queues, the coordinator, the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from dispatcher.config import Settings
+from dispatcher.queue import Queues
+from dispatcher.store import Store
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    store: Store
+    queues: Queues
+    coordinator: Any
+    """The coordinator actor's handle (``await coordinator.method.remote(...)``)."""
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.dispatcher
+    return state
