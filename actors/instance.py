@@ -152,6 +152,8 @@ class InstanceActor:
         """Finish in-flight sends, write their results, and stop."""
         if self._worker is not None:
             self._worker.stop()
+        else:  # still opening its connections: nothing in flight to finish
+            self._main.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._main
         await self._close()

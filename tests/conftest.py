@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -80,3 +81,15 @@ async def redis_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
     keys = [key async for key in redis_client.scan_iter(match=f"{prefix}*", count=500)]
     if keys:
         await redis_client.delete(*keys)
+
+
+# --- the whole stack: Ray, coordinator, API, sandbox (see tests/stack.py) ---
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings, database_url: str, service_urls: ServiceUrls) -> Iterator[Any]:
+    from tests.stack import start_stack, stop_stack
+
+    running = start_stack(settings, database_url, service_urls.redis_url)
+    yield running
+    stop_stack(running)

@@ -194,9 +194,13 @@ class CoordinatorCore:
         return instance
 
     async def refresh_instance(self, instance_id: UUID) -> Instance | None:
-        """Forget what is cached of an instance (its status or tier changed)."""
+        """Reload an instance (re-registered: token, status or limits changed); the caller
+        replaces its actor."""
         self._instances.pop(instance_id, None)
-        return await self._instance(instance_id)
+        instance = await self._store.instances.get(instance_id)
+        if instance is not None:
+            self._instances[instance_id] = instance
+        return instance
 
     async def _portfolio(self, business_id: str) -> PortfolioState:
         state = self._portfolios.get(business_id)

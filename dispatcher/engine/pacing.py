@@ -34,10 +34,10 @@ class Wait(StrEnum):
 class PacingConfig:
     """Tunables of :class:`Pacer`."""
 
-    rate_headroom: float = 0.006
+    rate_headroom: float = 0.008
     """The bucket runs this share below the number's limit, so that timer lateness and
     network jitter never make Meta see more than the limit in any one-second window."""
-    catch_up_s: float = 0.003
+    catch_up_s: float = 0.002
     """Lateness the bucket may make up at once (its burst beyond one token), in seconds."""
     pair_interval_s: float = 6.0
     pair_burst: int = 1

@@ -1,0 +1,127 @@
+"""End to end on real local Ray, Redis, Postgres and the sandbox: what reached "Meta"."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import ray
+
+from dispatcher import operations
+from dispatcher.sandbox.control import SandboxControl
+from dispatcher.store import Store
+from dispatcher.store.models import Campaign, CampaignStatus, NewRecipient, RecipientStatus
+from tests.stack import Stack, wait_until
+
+TEMPLATE = {"name": "hello_world", "language": "en_US", "components": []}
+
+
+async def register_all(store: Store, stack: Stack, numbers: list[str]) -> list[uuid.UUID]:
+    business = {"5001": "biz-small", "5002": "biz-small", "6001": "biz-large"}
+    # Meta reports throughput as a level (STANDARD = 80, HIGH = 1,000): the operator sets
+    # the sandbox's odd limits explicitly.
+    throughput = {"5001": 80, "5002": 40, "6001": 500}
+    ids = []
+    for number in numbers:
+        instance = await operations.register_instance(
+            store,
+            phone_number_id=number,
+            access_token=stack.numbers[number],
+            business_id=business[number],
+            throughput_mps=throughput[number],
+        )
+        await stack.coordinator.refresh_instance.remote(str(instance.id))
+        ids.append(instance.id)
+    return ids
+
+
+async def run_campaign(
+    store: Store, stack: Stack, instance_ids: list[uuid.UUID], size: int, prefix: int
+) -> Campaign:
+    campaign = await operations.create_campaign(
+        store,
+        name=f"e2e-{uuid.uuid4().hex[:6]}",
+        template=TEMPLATE,
+        instance_ids=instance_ids,
+        recipients=(NewRecipient(phone=f"+55{prefix}{i:08d}") for i in range(size)),
+    )
+    assert await stack.coordinator.start_campaign.remote(str(campaign.id))
+    return campaign
+
+
+async def finished(store: Store, campaign_id: uuid.UUID) -> Campaign | None:
+    campaign = await store.campaigns.get(campaign_id)
+    assert campaign is not None
+    return campaign if campaign.status is CampaignStatus.COMPLETED else None
+
+
+async def test_a_campaign_over_three_numbers_sends_everything_once_within_every_limit(
+    stack: Stack, store: Store
+) -> None:
+    control = SandboxControl(stack.sandbox.url)
+    await control.reset()
+    ids = await register_all(store, stack, ["5001", "5002", "6001"])
+    campaign = await run_campaign(store, stack, ids, 5_000, 11)
+    done = await wait_until(lambda: finished(store, campaign.id), timeout_s=120)
+
+    assert done.total_recipients == 5_000
+    assert done.total_sent == 5_000
+    assert done.total_failed == 0
+    assert (done.pending, done.queued, done.sending) == (0, 0, 0)
+    counts = await store.recipients.count_by_status(campaign.id)
+    assert sum(counts.values()) == 5_000
+    assert counts.get(RecipientStatus.PENDING, 0) == 0
+
+    audit = await control.audit()
+    assert audit["accepted"] == 5_000
+    assert audit["duplicate_sends"] == 0
+    assert audit["throughput_violations"] == 0
+    assert audit["pair_violations"] == 0
+    assert audit["tier_violations"] == 0
+    per_number = audit["numbers"]
+    # The small portfolio (TIER_250) shares 250 new recipients between its two numbers; the
+    # large one takes the rest.
+    small = sum(per_number.get(n, {}).get("accepted", 0) for n in ("5001", "5002"))
+    assert small == 250
+    assert per_number["6001"]["accepted"] == 4_750
+    for number, limit in (("5001", 80), ("5002", 40), ("6001", 500)):
+        if number in per_number:
+            assert per_number[number]["max_received_per_s"] <= limit
+
+    # Webhooks flow back through the API: delivered and read follow.
+    async def delivered() -> Any:
+        fresh = await store.campaigns.get(campaign.id)
+        assert fresh is not None
+        return fresh if fresh.total_delivered == 5_000 else None
+
+    after = await wait_until(delivered, timeout_s=60)
+    assert 0 < after.total_read < 5_000
+    await control.aclose()
+
+
+async def test_stats_show_every_instance_and_portfolio(stack: Stack, store: Store) -> None:
+    await register_all(store, stack, ["5001", "5002", "6001"])
+    stats = await wait_until(lambda: _stats_with_instances(stack), timeout_s=30)
+    instances = {s["phone_number_id"]: s for s in stats["instances"].values()}
+    assert instances["6001"]["configured_rate_mps"] == 500
+    assert instances["5002"]["configured_rate_mps"] == 40
+    assert instances["6001"]["breaker"]["state"] == "closed"
+    assert stats["portfolios"]["biz-small"]["daily_limit"] == 250
+    assert "Infinity" not in str(stats)
+    async with httpx.AsyncClient() as client:
+        webhook = await client.get(
+            f"{stack.api.url}/api/whatsapp/webhook",
+            params={"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        )
+    assert webhook.status_code == 403
+
+
+async def _stats_with_instances(stack: Stack) -> dict[str, Any] | None:
+    stats: dict[str, Any] = await stack.coordinator.stats.remote()
+    ready = [s for s in stats["instances"].values() if "phone_number_id" in s]
+    return stats if len(ready) >= 3 and stats["portfolios"] else None
+
+
+def test_ray_is_real() -> None:
+    assert ray.is_initialized()
