@@ -1,61 +1,69 @@
-"""The Starlette app: thin handlers over the store and the coordinator actor."""
+"""The Starlette app: thin handlers over the store, the queues and the coordinator actor."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import webhook
-from api.errors import error_response
+from api import campaigns, health, instances, queue, recipients, webhook
+from api.errors import error_response, exception_handlers
+from api.openapi import Operation, openapi_route, operation_routes
 from api.state import AppState
 from dispatcher.config import Settings
 from dispatcher.deployment import Deployment
-from dispatcher.errors import ConfigError, DispatcherError, ServiceError
+from dispatcher.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = {"/api/whatsapp/webhook", "/healthz", "/readyz", "/openapi.json"}
+OPERATIONS: list[Operation] = [
+    *instances.OPERATIONS,
+    *campaigns.OPERATIONS,
+    *recipients.OPERATIONS,
+    *queue.OPERATIONS,
+    *webhook.OPERATIONS,
+    *health.OPERATIONS,
+]
+TITLE = "WhatsApp campaign dispatcher"
+VERSION = "1.0.0"
+PUBLIC_PATHS = frozenset({op.full_path for op in OPERATIONS if op.public} | {"/openapi.json"})
 
 
-class BearerAuth(BaseHTTPMiddleware):
-    """``Authorization: Bearer $DISPATCHER_API_TOKEN`` on everything but the public paths."""
+class BearerAuth:
+    """``Authorization: Bearer $DISPATCHER_API_TOKEN`` on everything but the public paths,
+    compared in constant time. Plain ASGI: request bodies stream through untouched."""
 
-    def __init__(self, app: Any, token: str) -> None:
-        super().__init__(app)
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
         self._token = token.encode()
 
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path in PUBLIC_PATHS:
-            return await call_next(request)
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
-            return error_response(401, "unauthorized", "missing or invalid bearer token")
-        return await call_next(request)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, "http_error", str(exc.detail))
-
-
-async def _dispatcher_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, ServiceError):
-        return error_response(503, "unavailable", str(exc))
-    return error_response(400, "bad_request", str(exc))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self._app(scope, receive, send)
+            return
+        header = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
+            response = error_response(
+                401,
+                "unauthorized",
+                "missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
 
 
 def create_app(
@@ -80,11 +88,12 @@ def create_app(
             await store.close()
 
     return Starlette(
-        routes=[*webhook.routes, *(routes or [])],
+        routes=[
+            *operation_routes(OPERATIONS),
+            openapi_route(OPERATIONS, title=TITLE, version=VERSION),
+            *(routes or []),
+        ],
         middleware=[Middleware(BearerAuth, token=token)],
-        exception_handlers={
-            HTTPException: _http_error,
-            DispatcherError: _dispatcher_error,
-        },
+        exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -1,19 +1,141 @@
-"""Errors as JSON: ``{"error": {"code", "message", "details"}}`` with a 4xx status."""
+"""Errors as JSON: ``{"error": {"code", "message", "details"}}``, whatever raised them."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
+from ray.exceptions import RayError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
+from dispatcher.errors import (
+    ConfigError,
+    DispatcherError,
+    InvalidRecipientError,
+    QueueError,
+    ServiceError,
+    StoreError,
+)
+from dispatcher.operations import NotFoundError
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+log = logging.getLogger(__name__)
+
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+class ApiError(Exception):
+    """An answer other than success, raised anywhere in a handler."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     body = {"error": {"code": code, "message": message, "details": details}}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body, default=str, option=_JSON_OPTIONS),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
+    """JSON with non-string keys allowed (stats have int keys) and NaN / Infinity as null."""
     return Response(
-        orjson.dumps(payload, default=str), status_code=status, media_type="application/json"
+        orjson.dumps(payload, default=str, option=_JSON_OPTIONS),
+        status_code=status,
+        media_type="application/json",
     )
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Where and what, never the input itself (it may hold an access token)."""
+    return [
+        {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
+    details = validation_details(exc)
+    first = details[0] if details else {"loc": [], "msg": "invalid"}
+    where = ".".join(first["loc"])
+    message = f"{prefix}{where}: {first['msg']}" if where else f"{prefix}{first['msg']}"
+    return ApiError(422, "validation_error", message, details)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _dispatcher_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, NotFoundError):
+        return error_response(404, "not_found", str(exc), {"kind": exc.kind, "id": str(exc.key)})
+    if isinstance(exc, InvalidRecipientError):
+        return error_response(422, "invalid_recipient", str(exc), {"index": exc.index})
+    if isinstance(exc, StoreError):
+        return error_response(409, "conflict", str(exc))
+    if isinstance(exc, QueueError):
+        return error_response(400, "bad_request", str(exc))
+    if isinstance(exc, ServiceError):
+        return error_response(503, "unavailable", str(exc), {"service": exc.service})
+    if isinstance(exc, ConfigError):
+        log.error("configuration error in a request: %s", exc)
+        return error_response(500, "internal_error", "the server is misconfigured")
+    return error_response(400, "bad_request", str(exc))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware re-raises after this answer: the server logs the
+    # traceback; the client learns nothing of the internals.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
+async def _ray_error(request: Request, exc: Exception) -> Response:
+    log.warning("coordinator call failed: %s", type(exc).__name__)
+    return error_response(503, "unavailable", "the coordinator is not reachable")
+
+
+def exception_handlers() -> dict[Any, Any]:
+    return {
+        ApiError: _api_error,
+        HTTPException: _http_error,
+        DispatcherError: _dispatcher_error,
+        RayError: _ray_error,
+        Exception: _unexpected,
+    }

@@ -11,13 +11,16 @@ import hmac
 import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
+from api.bodies import read_body
 from api.errors import error_response, json_response
+from api.openapi import Operation
+from api.schemas import WebhookQuery
 from api.state import app_state
 from dispatcher.meta.signature import verify
 
 MAX_BODY_BYTES = 4 * 2**20
+SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 async def verify_subscription(request: Request) -> Response:
@@ -36,14 +39,10 @@ async def verify_subscription(request: Request) -> Response:
 async def receive(request: Request) -> Response:
     """``POST``: check ``X-Hub-Signature-256`` against the raw body, then queue durably."""
     state = app_state(request)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return error_response(
-            413, "too_large", f"webhook bodies are at most {MAX_BODY_BYTES} bytes"
-        )
+    body = await read_body(request, MAX_BODY_BYTES)
     secret = state.settings.app_secret.get_secret_value()
-    if not verify(secret, body, request.headers.get("x-hub-signature-256")):
-        return error_response(401, "bad_signature", "missing or invalid X-Hub-Signature-256")
+    if not verify(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        return error_response(401, "bad_signature", f"missing or invalid {SIGNATURE_HEADER}")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -54,7 +53,27 @@ async def receive(request: Request) -> Response:
     return json_response({"received": True, "id": job_id})
 
 
-routes = [
-    Route("/api/whatsapp/webhook", verify_subscription, methods=["GET"]),
-    Route("/api/whatsapp/webhook", receive, methods=["POST"]),
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/webhook",
+        verify_subscription,
+        "Meta's verification handshake: echoes hub.challenge when hub.verify_token matches",
+        ("The challenge", None),
+        query=WebhookQuery,
+        errors=[400, 403],
+        public=True,
+        ok_media="text/plain",
+    ),
+    Operation(
+        "POST",
+        "/webhook",
+        receive,
+        "Meta's signed status callbacks, queued durably and applied in bulk",
+        ("Queued", None),
+        raw_body={"application/json": {"type": "object"}},
+        headers={SIGNATURE_HEADER: "sha256=HMAC-SHA256(app secret, raw body)"},
+        errors=[400, 401, 413],
+        public=True,
+    ),
 ]

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from dispatcher.errors import DispatcherError
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.store import Store
-from dispatcher.store.models import Campaign, Instance, InstanceStatus, NewRecipient
+from dispatcher.store.campaigns import TRANSITIONS
+from dispatcher.store.models import (
+    Campaign,
+    CampaignStatus,
+    Instance,
+    InstanceStatus,
+    NewRecipient,
+)
 
 
 class NotFoundError(DispatcherError):
@@ -68,7 +77,79 @@ async def create_campaign(
     campaign = await store.campaigns.create(
         name, template, list(instance_ids), scheduled_at=scheduled_at
     )
-    await store.recipients.ingest(campaign.id, recipients)
+    try:
+        await store.recipients.ingest(campaign.id, recipients)
+    except BaseException:
+        # All or nothing: a campaign whose recipients were refused is not left behind.
+        await store.campaigns.discard(campaign.id)
+        raise
     refreshed = await store.campaigns.get(campaign.id)
     assert refreshed is not None
     return refreshed
+
+
+class Action(StrEnum):
+    """What an operator asks of a campaign; each moves it to one status."""
+
+    SEND = "send"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
+_TARGETS = {
+    Action.SEND: CampaignStatus.RUNNING,
+    Action.PAUSE: CampaignStatus.PAUSED,
+    Action.RESUME: CampaignStatus.RUNNING,
+    Action.CANCEL: CampaignStatus.CANCELLED,
+}
+# Narrower than the store's table: "send" does not resume, "resume" does not start a draft.
+_ONLY_FROM = {
+    Action.SEND: frozenset({CampaignStatus.DRAFT, CampaignStatus.SCHEDULED}),
+    Action.RESUME: frozenset({CampaignStatus.PAUSED}),
+}
+
+
+def allowed_from(action: Action) -> frozenset[CampaignStatus]:
+    """The statuses ``action`` may be applied in (the store's transition table decides)."""
+    allowed = TRANSITIONS[_TARGETS[action]]
+    return allowed & _ONLY_FROM.get(action, allowed)
+
+
+def queue_stats_view(raw: Mapping[str, Any], instance_id: str | None = None) -> dict[str, Any]:
+    """The coordinator's stats as ``GET /queue/stats`` and ``dispatcher stats`` show them:
+    both queues, live instance stats by id, portfolios, routing counters. JSON-safe: keys are
+    strings, unlimited (infinite) values are None."""
+    queues = raw.get("queues") or {}
+    instances = raw.get("instances") or {}
+    if instance_id is not None:  # the coordinator answers one instance's stats unkeyed
+        instances = {instance_id: instances} if instances else {}
+    empty = {"pending": 0, "processing": 0, "dlq": 0, "instances": {}}
+    view = {
+        "campaigns": queues.get("campaigns", empty),
+        "webhooks": queues.get("webhooks", empty),
+        "instances": instances,
+        "portfolios": raw.get("portfolios") or {},
+        "routing": {
+            key: raw.get(key)
+            for key in (
+                "uptime_s",
+                "routed_batches",
+                "routed_recipients",
+                "deferred_recipients",
+                "webhook_statuses_applied",
+            )
+        },
+    }
+    result: dict[str, Any] = json_safe(view)
+    return result
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value

@@ -42,9 +42,9 @@ def _status(raw: Any) -> StatusUpdate | None:
     status = _STATUSES.get(str(raw.get("status")))
     if status is None:
         return None  # "deleted", "warning", ...: not a delivery status
-    wamid = raw.get("id") if isinstance(raw.get("id"), str) else None
+    wamid = raw.get("id") if isinstance(raw.get("id"), str) and "\x00" not in raw["id"] else None
     callback = raw.get("biz_opaque_callback_data")
-    recipient_id = int(callback) if isinstance(callback, str) and callback.isdigit() else None
+    recipient_id = _recipient_id(callback)
     if wamid is None and recipient_id is None:
         return None
     error_code = error_message = None
@@ -52,7 +52,8 @@ def _status(raw: Any) -> StatusUpdate | None:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         code = errors[0].get("code")
         error_code = code if isinstance(code, int) else None
-        error_message = str(errors[0].get("title") or errors[0].get("message") or "")[:500]
+        message = str(errors[0].get("title") or errors[0].get("message") or "")
+        error_message = message.replace("\x00", "")[:500]  # Postgres text takes no NUL
     return StatusUpdate(
         status=status,
         at=_timestamp(raw.get("timestamp")),
@@ -61,6 +62,16 @@ def _status(raw: Any) -> StatusUpdate | None:
         error_code=error_code,
         error_message=error_message,
     )
+
+
+def _recipient_id(callback: Any) -> int | None:
+    """The id the dispatcher put in ``biz_opaque_callback_data``; None for anything that
+    cannot be one (another system's data, or digits past a bigint: they would fail the bulk
+    write of every status in the batch)."""
+    if not isinstance(callback, str) or not (callback.isascii() and callback.isdigit()):
+        return None
+    value = int(callback)
+    return value if value < 2**63 else None
 
 
 def _timestamp(value: Any) -> datetime:

@@ -84,6 +84,14 @@ class Campaigns:
         )
         return _campaign(row)
 
+    async def discard(self, campaign_id: UUID) -> bool:
+        """Delete a campaign that never ran (its creation failed half-way), recipients and all."""
+        result = await self._pool.execute(
+            "DELETE FROM whatsapp_campaigns WHERE id = $1 AND status IN ('draft', 'scheduled')",
+            campaign_id,
+        )
+        return bool(result == "DELETE 1")
+
     async def get(self, campaign_id: UUID) -> Campaign | None:
         row = await self._pool.fetchrow(
             f"SELECT {_COLUMNS} FROM whatsapp_campaigns WHERE id = $1", campaign_id

@@ -13,7 +13,6 @@ Campaign counters follow every move: the database keeps them (see the migration)
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from dispatcher.errors import InvalidRecipientError, StoreError
+from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.store.models import (
     Claim,
     ClaimedRecipient,
@@ -29,10 +29,6 @@ from dispatcher.store.models import (
     Recipient,
     RecipientStatus,
 )
-
-# The same rules as the Meta message builder: E.164 with its "+", or a BSUID ("BR.1502...").
-E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
-BSUID_RE = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")
 
 _COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
 

@@ -1,0 +1,169 @@
+"""``/campaigns``: create (recipients inline), show, and drive the lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.bodies import parse_json
+from api.errors import ApiError, json_response
+from api.openapi import Endpoint, Operation
+from api.remote import call
+from api.schemas import CampaignIn, CampaignOut
+from api.state import AppState, app_state
+from dispatcher import operations
+from dispatcher.operations import Action
+from dispatcher.store.models import Campaign
+
+log = logging.getLogger(__name__)
+
+MAX_CAMPAIGN_BYTES = 8 * 2**20
+"""10,000 inline recipients with their variables fit well within this."""
+SCHEDULE_SLACK = timedelta(minutes=1)
+"""A ``scheduled_at`` this far in the past is still accepted (clock skew): it starts at once."""
+
+
+def campaign_json(campaign: Campaign) -> Response:
+    return json_response(
+        CampaignOut.model_validate(campaign, from_attributes=True).model_dump(mode="json")
+    )
+
+
+async def campaign_or_404(state: AppState, campaign_id: UUID) -> Campaign:
+    campaign = await state.store.campaigns.get(campaign_id)
+    if campaign is None:
+        raise ApiError(404, "not_found", f"campaign {campaign_id} not found")
+    return campaign
+
+
+async def create_campaign(request: Request) -> Response:
+    state = app_state(request)
+    given = await parse_json(request, CampaignIn, max_bytes=MAX_CAMPAIGN_BYTES)
+    if given.scheduled_at is not None and given.scheduled_at < datetime.now(UTC) - SCHEDULE_SLACK:
+        raise ApiError(
+            422,
+            "validation_error",
+            "scheduled_at: is in the past",
+            [{"loc": ["scheduled_at"], "msg": "is in the past", "type": "past_datetime"}],
+        )
+    missing = [
+        str(instance_id)
+        for instance_id in given.instance_ids
+        if await state.store.instances.get(instance_id) is None
+    ]
+    if missing:
+        raise ApiError(
+            422,
+            "unknown_instance",
+            f"instance_ids: no instance {missing[0]}",
+            {"instance_ids": missing},
+        )
+    campaign = await operations.create_campaign(
+        state.store,
+        name=given.name,
+        template=given.template.model_dump(mode="json"),
+        instance_ids=given.instance_ids,
+        recipients=(recipient.new() for recipient in given.recipients),
+        scheduled_at=given.scheduled_at,
+    )
+    log.info(
+        "campaign %s (%s) created with %d recipients",
+        campaign.id,
+        campaign.name,
+        campaign.total_recipients,
+    )
+    response = campaign_json(campaign)
+    response.status_code = 201
+    return response
+
+
+async def get_campaign(request: Request) -> Response:
+    return campaign_json(
+        await campaign_or_404(app_state(request), request.path_params["campaign_id"])
+    )
+
+
+_METHODS = {
+    Action.SEND: "start_campaign",
+    Action.PAUSE: "pause_campaign",
+    Action.RESUME: "resume_campaign",
+    Action.CANCEL: "cancel_campaign",
+}
+
+
+async def _act(request: Request, action: Action) -> Response:
+    """Apply ``action`` through the coordinator; 409 (with the status) when not allowed now."""
+    state = app_state(request)
+    campaign_id: UUID = request.path_params["campaign_id"]
+    campaign = await campaign_or_404(state, campaign_id)
+    allowed = operations.allowed_from(action)
+    moved = campaign.status in allowed and await call(
+        getattr(state.coordinator, _METHODS[action]), str(campaign_id)
+    )
+    if not moved:
+        # The coordinator's transition is atomic: re-read what it refused from.
+        current = await campaign_or_404(state, campaign_id)
+        raise ApiError(
+            409,
+            "invalid_transition",
+            f"cannot {action.value} a {current.status.value} campaign",
+            {"status": current.status.value, "allowed_from": sorted(s.value for s in allowed)},
+        )
+    log.info("campaign %s: %s", campaign_id, action.value)
+    return campaign_json(await campaign_or_404(state, campaign_id))
+
+
+async def send_campaign(request: Request) -> Response:
+    return await _act(request, Action.SEND)
+
+
+async def pause_campaign(request: Request) -> Response:
+    return await _act(request, Action.PAUSE)
+
+
+async def resume_campaign(request: Request) -> Response:
+    return await _act(request, Action.RESUME)
+
+
+async def cancel_campaign(request: Request) -> Response:
+    return await _act(request, Action.CANCEL)
+
+
+def _lifecycle(action: Action, endpoint: Endpoint, summary: str) -> Operation:
+    return Operation(
+        "POST",
+        f"/campaigns/{{campaign_id}}/{action.value}",
+        endpoint,
+        summary,
+        ("The campaign after the transition", CampaignOut),
+        errors=[404, 409, 503],
+    )
+
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/campaigns",
+        create_campaign,
+        "Create a draft campaign (scheduled when scheduled_at is given) with inline recipients",
+        ("The campaign", CampaignOut),
+        status=201,
+        body=CampaignIn,
+    ),
+    Operation(
+        "GET",
+        "/campaigns/{campaign_id}",
+        get_campaign,
+        "A campaign's status and counters",
+        ("The campaign", CampaignOut),
+        errors=[404],
+    ),
+    _lifecycle(Action.SEND, send_campaign, "Start a draft or scheduled campaign now"),
+    _lifecycle(Action.PAUSE, pause_campaign, "Pause a running or scheduled campaign"),
+    _lifecycle(Action.RESUME, resume_campaign, "Resume a paused campaign"),
+    _lifecycle(Action.CANCEL, cancel_campaign, "Cancel a campaign that has not finished"),
+]

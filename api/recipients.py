@@ -1,0 +1,119 @@
+"""``/campaigns/{id}/recipients``: bulk append (JSON lines or CSV, streamed) and pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.bodies import media_type, parse_query, reject_nul
+from api.campaigns import campaign_or_404
+from api.errors import ApiError, json_response, validation_details
+from api.openapi import Operation
+from api.schemas import Appended, RecipientIn, RecipientOut, RecipientPage, RecipientsQuery
+from api.state import app_state
+from dispatcher.recipient_files import (
+    MEDIA_TYPES,
+    RecipientFormat,
+    RecipientLineError,
+    records,
+)
+from dispatcher.store.campaigns import FINAL
+from dispatcher.store.models import NewRecipient
+
+log = logging.getLogger(__name__)
+
+
+async def _recipients(request: Request, fmt: RecipientFormat) -> AsyncIterator[NewRecipient]:
+    """Validated recipients as the body streams in; a bad line stops the whole ingest."""
+    async for line, record in records(request.stream(), fmt):
+        try:
+            reject_nul(record)
+        except ApiError as exc:
+            raise RecipientLineError(line, exc.message) from None
+        try:
+            yield RecipientIn.model_validate(record).new()
+        except ValidationError as exc:
+            details = validation_details(exc)
+            where = ".".join(details[0]["loc"]) if details else ""
+            raise RecipientLineError(
+                line, f"{where}: {details[0]['msg']}" if where else details[0]["msg"]
+            ) from None
+
+
+async def append_recipients(request: Request) -> Response:
+    state = app_state(request)
+    campaign_id: UUID = request.path_params["campaign_id"]
+    kind = media_type(request)
+    fmt = MEDIA_TYPES.get(kind)
+    if fmt is None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send recipients as application/x-ndjson (JSON lines) or text/csv",
+            {"got": kind, "accepted": sorted(MEDIA_TYPES)},
+        )
+    campaign = await campaign_or_404(state, campaign_id)
+    if campaign.status in FINAL:
+        raise ApiError(
+            409,
+            "campaign_finished",
+            f"the campaign is {campaign.status.value}: it takes no more recipients",
+            {"status": campaign.status.value},
+        )
+    try:
+        added = await state.store.recipients.ingest(campaign_id, _recipients(request, fmt))
+    except RecipientLineError as exc:
+        raise ApiError(
+            422, "invalid_line", str(exc), {"line": exc.line, "problem": exc.problem}
+        ) from None
+    log.info("campaign %s: %d recipients appended (%s)", campaign_id, added, fmt.value)
+    total = (await campaign_or_404(state, campaign_id)).total_recipients
+    return json_response(Appended(added=added, total_recipients=total).model_dump())
+
+
+async def list_recipients(request: Request) -> Response:
+    state = app_state(request)
+    campaign_id: UUID = request.path_params["campaign_id"]
+    query = parse_query(request, RecipientsQuery)
+    await campaign_or_404(state, campaign_id)
+    found = await state.store.recipients.page(
+        campaign_id, status=query.status, after_id=query.after, limit=query.limit
+    )
+    page = RecipientPage(
+        items=[RecipientOut.model_validate(r, from_attributes=True) for r in found],
+        next_after=found[-1].id if len(found) == query.limit else None,
+    )
+    return json_response(page.model_dump(mode="json"))
+
+
+_LINES = {"type": "string", "description": "One JSON object per line: phone or user_id, variables"}
+_CSV = {
+    "type": "string",
+    "description": "A header (phone and/or user_id, then variable names), one recipient a line",
+}
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/campaigns/{campaign_id}/recipients",
+        append_recipients,
+        "Append recipients in bulk, streamed; all or nothing (a bad line rejects the upload)",
+        ("How many were added", Appended),
+        raw_body={"application/x-ndjson": _LINES, "application/jsonl": _LINES, "text/csv": _CSV},
+        errors=[404, 409, 415, 422],
+    ),
+    Operation(
+        "GET",
+        "/campaigns/{campaign_id}/recipients",
+        list_recipients,
+        "A page of recipients with their status (keyset: pass next_after as after)",
+        ("A page", RecipientPage),
+        query=RecipientsQuery,
+        errors=[404, 422],
+    ),
+]

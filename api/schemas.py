@@ -1,0 +1,315 @@
+"""The API's edge: pydantic models of what the handlers accept and return.
+
+The OpenAPI document (api/openapi.py) is generated from these same models, so it cannot drift
+from what the handlers validate. Inputs forbid unknown fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from dispatcher.meta.messages import BSUID_RE, E164_RE
+from dispatcher.meta.tiers import MessagingTier
+from dispatcher.store.models import (
+    CampaignStatus,
+    InstanceStatus,
+    NewRecipient,
+    RecipientStatus,
+)
+
+MAX_INLINE_RECIPIENTS = 10_000
+"""More than this per ``POST /campaigns``: append them with ``POST /campaigns/{id}/recipients``."""
+MAX_VARIABLES = 50
+MAX_INSTANCES_PER_CAMPAIGN = 100
+MAX_PAGE = 1_000
+
+Phone = Annotated[str, StringConstraints(pattern=E164_RE.pattern)]
+Bsuid = Annotated[str, StringConstraints(pattern=BSUID_RE.pattern)]
+Text = Annotated[str, StringConstraints(max_length=1_024)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+JobId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+"""A Redis stream entry id."""
+Variables = (
+    Annotated[dict[Key, Text], Field(max_length=MAX_VARIABLES)]
+    | Annotated[list[Text], Field(max_length=MAX_VARIABLES)]
+)
+
+
+class Input(BaseModel):
+    """A request body: unknown fields are refused (a typo is not silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Query(BaseModel):
+    """A query string: unknown parameters are ignored (cache busters, tracing)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- instances ----------------------------------------------------------------------------
+
+
+class InstanceIn(Input):
+    """``POST /instances``: register (or re-register) a WhatsApp number."""
+
+    phone_number_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    access_token: Annotated[str, StringConstraints(min_length=1, max_length=4_096)]
+    business_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    messaging_tier: (
+        Annotated[str, StringConstraints(min_length=1, max_length=32)]
+        | Annotated[int, Field(gt=0)]
+        | None
+    ) = Field(
+        default=None,
+        description="The portfolio's messaging limit: TIER_250, TIER_2K, TIER_10K, TIER_100K, "
+        "TIER_UNLIMITED (or 2K, 2000, UNLIMITED...); overrides the detected one.",
+    )
+    throughput_mps: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        default=None, description="Messages per second; detected from the Graph API when absent."
+    )
+
+    @field_validator("messaging_tier")
+    @classmethod
+    def _known_tier(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            MessagingTier.parse(value)  # a ValueError becomes a 422 naming the field
+        return value
+
+    def tier(self) -> MessagingTier | None:
+        return None if self.messaging_tier is None else MessagingTier.parse(self.messaging_tier)
+
+
+class InstanceOut(BaseModel):
+    """A number as anyone may see it: never its access token."""
+
+    id: UUID
+    phone_number_id: str
+    business_id: str
+    name: str
+    messaging_tier: MessagingTier | None
+    detected_tier: MessagingTier | None
+    tier_detected_at: datetime | None
+    throughput_mps: int | None
+    status: InstanceStatus
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class InstanceDetail(InstanceOut):
+    stats: dict[str, Any] | None = Field(
+        description="The instance actor's live stats (limiter, breaker, counters); null when "
+        "it is not running or did not answer in time."
+    )
+
+
+class InstanceList(BaseModel):
+    items: list[InstanceOut]
+
+
+class InstancesQuery(Query):
+    business_id: str | None = None
+    status: InstanceStatus | None = None
+
+
+# -- campaigns ----------------------------------------------------------------------------
+
+
+class TemplateIn(Input):
+    """A message template as approved in WhatsApp Manager."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,512}$")]
+    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")]
+    components: Annotated[list[dict[str, Any]], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="Meta's template components; ``{{name}}`` placeholders are filled from a "
+        "recipient's variables when they are an object.",
+    )
+
+
+class RecipientIn(Input):
+    """One recipient: a ``phone`` (E.164) or a ``user_id`` (BSUID), exactly one."""
+
+    phone: Phone | None = None
+    user_id: Bsuid | None = None
+    variables: Variables | None = Field(
+        default=None,
+        description="A list fills the body's {{1}}, {{2}}... in order; an object fills "
+        "{{name}} placeholders.",
+    )
+
+    @model_validator(mode="after")
+    def _one_address(self) -> RecipientIn:
+        if (self.phone is None) == (self.user_id is None):
+            raise ValueError("give exactly one of phone and user_id")
+        return self
+
+    def new(self) -> NewRecipient:
+        return NewRecipient(phone=self.phone, user_id=self.user_id, variables=self.variables)
+
+
+class CampaignIn(Input):
+    """``POST /campaigns``: a draft (or, with ``scheduled_at``, a scheduled) campaign."""
+
+    name: Name
+    instance_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_INSTANCES_PER_CAMPAIGN)]
+    template: TemplateIn
+    recipients: Annotated[list[RecipientIn], Field(max_length=MAX_INLINE_RECIPIENTS)] = Field(
+        default_factory=list,
+        description=f"At most {MAX_INLINE_RECIPIENTS:,} inline; append more with "
+        "POST /campaigns/{id}/recipients.",
+    )
+    scheduled_at: AwareDatetime | None = Field(
+        default=None, description="When to start (with its time zone); absent: a draft."
+    )
+
+    @field_validator("instance_ids")
+    @classmethod
+    def _distinct(cls, value: list[UUID]) -> list[UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("instance_ids must be distinct")
+        return value
+
+
+class CampaignOut(BaseModel):
+    """A campaign with its counters (exact with respect to its recipients)."""
+
+    id: UUID
+    name: str
+    status: CampaignStatus
+    status_reason: str | None
+    template: dict[str, Any]
+    instance_ids: list[UUID]
+    scheduled_at: datetime | None
+    total_recipients: int
+    total_sent: int
+    total_delivered: int
+    total_read: int
+    total_failed: int
+    pending: int
+    queued: int
+    sending: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RecipientOut(BaseModel):
+    id: int
+    phone: str | None
+    user_id: str | None
+    variables: dict[str, Any] | list[Any] | None
+    status: RecipientStatus
+    attempts: int
+    instance_id: UUID | None
+    wamid: str | None
+    error_code: int | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
+class RecipientsQuery(Query):
+    status: RecipientStatus | None = None
+    after: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
+        default=0, description="The last id of the previous page (keyset pagination)."
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
+
+
+class RecipientPage(BaseModel):
+    items: list[RecipientOut]
+    next_after: int | None = Field(description="Pass as ``after`` for the next page; null: done.")
+
+
+class Appended(BaseModel):
+    added: int
+    total_recipients: int
+
+
+# -- queues -------------------------------------------------------------------------------
+
+
+class QueueStatsQuery(Query):
+    instanceId: UUID | None = None  # the contract's spelling
+
+
+class QueueActionIn(Input):
+    action: Literal["retry_dlq", "clear", "recover_stuck"]
+    queue: Literal["campaigns", "webhooks"]
+    jobId: JobId | None = Field(  # the contract's spelling
+        default=None, description="retry_dlq: one dead letter (its id), else all of them."
+    )
+
+
+class QueueDepths(BaseModel):
+    pending: int
+    processing: int
+    dlq: int
+    instances: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class QueueStatsOut(BaseModel):
+    campaigns: QueueDepths
+    webhooks: QueueDepths
+    instances: dict[str, dict[str, Any]]
+    portfolios: dict[str, dict[str, Any]]
+    routing: dict[str, Any]
+
+
+class QueueActionOut(BaseModel):
+    action: str
+    queue: str
+    result: dict[str, Any]
+
+
+# -- health and errors --------------------------------------------------------------------
+
+
+class WebhookQuery(Query):
+    """Meta's verification handshake."""
+
+    mode: str | None = Field(default=None, alias="hub.mode", description="subscribe")
+    verify_token: str | None = Field(default=None, alias="hub.verify_token")
+    challenge: str | None = Field(
+        default=None, alias="hub.challenge", description="Echoed when the token matches."
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
