@@ -120,8 +120,11 @@ class InstanceActor:
         try:
             if throughput is None or instance.detected_tier is None:
                 info = await self._client.phone_number(instance.phone_number_id, token)
+                # The operator's throughput wins: only a number without one takes Meta's.
                 await self._store.instances.record_detection(
-                    instance.id, tier=info.messaging_tier, throughput_mps=info.throughput_mps
+                    instance.id,
+                    tier=info.messaging_tier,
+                    throughput_mps=info.throughput_mps if throughput is None else None,
                 )
                 throughput = throughput or info.throughput_mps
             portfolio = await self._store.portfolios.ensure(instance.business_id)

@@ -19,7 +19,9 @@ from api.app import create_app
 from dispatcher.config import Settings
 from dispatcher.deployment import Deployment
 from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.pacing import PacingConfig
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.policies.circuit_breaker import CircuitBreakerConfig
 from dispatcher.sandbox.config import (
     NumberConfig,
     PortfolioConfig,
@@ -34,7 +36,7 @@ VERIFY_TOKEN = "test-verify-token"
 
 
 def sandbox_config(webhook_url: str) -> SandboxConfig:
-    """Three numbers of different throughputs; two share a portfolio with a small limit."""
+    """Numbers of different throughputs; two share a portfolio with a small limit (250)."""
     return SandboxConfig(
         numbers=[
             NumberConfig(
@@ -48,6 +50,12 @@ def sandbox_config(webhook_url: str) -> SandboxConfig:
                 token="tok-6001",
                 business_id="biz-large",
                 throughput_mps=500,
+            ),
+            NumberConfig(
+                phone_number_id="6002",
+                token="tok-6002",
+                business_id="biz-large",
+                throughput_mps=200,
             ),
         ],
         portfolios=[
@@ -115,6 +123,7 @@ def test_engine_config() -> EngineConfig:
         backoff_base_s=0.05,
         backoff_cap_s=1.0,
         max_attempts=10,
+        pacing=PacingConfig(breaker=CircuitBreakerConfig(open_duration_s=1.0)),
     )
 
 

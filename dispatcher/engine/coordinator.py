@@ -45,6 +45,9 @@ class PortfolioState:
     """No new recipient fits before this (clock time): skip claiming for its numbers."""
 
 
+DRAIN_CONSUMER = "coordinator-drain"
+LIMITS_REFRESH_S = 1.0
+"""How soon a detected or overridden messaging limit reaches the gates."""
 STALE_AFTER = timedelta(minutes=30)
 """Recipients 'queued'/'sending' untouched this long lost their batch (a cleared queue)."""
 
@@ -68,6 +71,7 @@ class CoordinatorCore:
         self._instances: dict[UUID, Instance] = {}
         self._portfolios: dict[str, PortfolioState] = {}
         self._last_recover = clock()
+        self._last_limits = clock()
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -98,6 +102,10 @@ class CoordinatorCore:
             await self.start_campaign(campaign.id)
         running = await self._store.campaigns.running()
         depth = await self._stream_depths(running)
+        for instance_id, waiting in depth.items():
+            if waiting and not self._fleet.usable(instance_id):
+                await self.drain(instance_id)
+                depth[instance_id] = 0
         for campaign in running:
             await self._route(campaign, depth)
             # The snapshot may be a tick old; the SQL checks the counters as they are now.
@@ -105,6 +113,8 @@ class CoordinatorCore:
                 campaign.id
             ):
                 log.info("campaign %s (%s) completed", campaign.name, campaign.id)
+        if self._clock() - self._last_limits >= LIMITS_REFRESH_S:
+            await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
             await self.recover(running)
 
@@ -123,6 +133,19 @@ class CoordinatorCore:
             "dead": len(reclaimed.dead),
             "stale": stale,
         }
+
+    async def drain(self, instance_id: UUID) -> int:
+        """Give back the batches waiting on the stream of a number that cannot send: their
+        recipients go back to pending, to be routed to the campaign's other numbers."""
+        requeued = 0
+        while jobs := await self._queue.read(instance_id, DRAIN_CONSUMER, count=50):
+            ids = [i.recipient_id for job in jobs for i in Batch.from_json(job.batch).items]
+            requeued += await self._store.recipients.requeue(ids)  # before the ack: no loss
+            for job in jobs:
+                await self._queue.ack(instance_id, job.job_id)
+        if requeued:
+            log.warning("instance %s cannot send: %d recipients rerouted", instance_id, requeued)
+        return requeued
 
     # -- routing ------------------------------------------------------------------------
 
@@ -223,7 +246,8 @@ class CoordinatorCore:
         return state
 
     async def _refresh_limits(self) -> None:
-        """Apply tier changes (detected or overridden) to the gates."""
+        """Apply tier changes (detected by an instance actor, or overridden) to the gates."""
+        self._last_limits = self._clock()
         for business_id, state in self._portfolios.items():
             portfolio = await self._store.portfolios.get(business_id)
             if portfolio is not None and portfolio.limit != state.gate.limit:

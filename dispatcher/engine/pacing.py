@@ -103,9 +103,20 @@ class Pacer:
         return True
 
     def on_result(
-        self, error_class: ErrorClass | None, throttle: Throttle | None, address: str
+        self,
+        error_class: ErrorClass | None,
+        throttle: Throttle | None,
+        address: str,
+        *,
+        not_taken: bool = False,
     ) -> None:
-        """Feed a send's outcome back: breaker, adaptive rate, pair guard."""
+        """Feed a send's outcome back: breaker, adaptive rate, pair guard.
+
+        ``not_taken``: Meta refused the request before taking the message (HTTP 5xx), so it
+        does not count toward the customer's pair rate.
+        """
+        if not_taken:
+            self.pairs.refund(address)
         self.breaker.record(error_class)
         if throttle is None:
             return

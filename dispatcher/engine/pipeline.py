@@ -193,7 +193,8 @@ class SendPipeline:
 
     def _on_error(self, message: OutgoingMessage, error: MetaError) -> None:
         rule = error.rule
-        self.pacer.on_result(rule.error_class, rule.throttle, message.address)
+        not_taken = error.code is None and (error.http_status or 0) >= 500
+        self.pacer.on_result(rule.error_class, rule.throttle, message.address, not_taken=not_taken)
         self.stats.errors_by_class[rule.error_class.value] += 1
         self.stats.errors_by_code[
             str(error.code if error.code is not None else error.http_status)

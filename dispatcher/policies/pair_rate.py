@@ -56,6 +56,13 @@ class PairRateGuard:
         tat = self._tat.get(recipient, now)
         return max(0.0, tat - self._tolerance - now)
 
+    def refund(self, recipient: str) -> None:
+        """Give back the last send to ``recipient``: it never reached the customer (Meta
+        answered 5xx before taking it)."""
+        tat = self._tat.get(recipient)
+        if tat is not None:
+            self._tat[recipient] = max(self._clock(), tat - self._interval)
+
     def penalize(self, recipient: str, delay_s: float | None = None) -> None:
         """Meta said 131056 for ``recipient``: hold it for ``delay_s`` (default one interval)."""
         now = self._clock()

@@ -18,10 +18,10 @@ TEMPLATE = {"name": "hello_world", "language": "en_US", "components": []}
 
 
 async def register_all(store: Store, stack: Stack, numbers: list[str]) -> list[uuid.UUID]:
-    business = {"5001": "biz-small", "5002": "biz-small", "6001": "biz-large"}
+    business = {"5001": "biz-small", "5002": "biz-small", "6001": "biz-large", "6002": "biz-large"}
     # Meta reports throughput as a level (STANDARD = 80, HIGH = 1,000): the operator sets
     # the sandbox's odd limits explicitly.
-    throughput = {"5001": 80, "5002": 40, "6001": 500}
+    throughput = {"5001": 80, "5002": 40, "6001": 500, "6002": 200}
     ids = []
     for number in numbers:
         instance = await operations.register_instance(

@@ -80,3 +80,13 @@ def test_bad_parameters_are_refused():
         PairRateGuard(0)
     with pytest.raises(ValueError, match="burst"):
         PairRateGuard(6, 0)
+
+
+def test_a_refunded_send_frees_the_recipient_again():
+    clock = FakeClock()
+    guard = PairRateGuard(6.0, 1, clock)
+    assert guard.try_acquire("+5511999990001") == 0.0
+    clock.advance(1.0)
+    guard.refund("+5511999990001")
+    assert guard.try_acquire("+5511999990001") == 0.0
+    assert guard.try_acquire("+5511999990001") == pytest.approx(6.0)
