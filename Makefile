@@ -9,7 +9,7 @@ SRC := dispatcher actors api
 SYSTEM_REDIS_URL ?= redis://127.0.0.1:6379/15
 SYSTEM_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup test test-system lint format bench demo clean
+.PHONY: setup test test-system fuzz lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test: setup
 test-system: setup
 	DISPATCHER_REDIS_URL=$(SYSTEM_REDIS_URL) DISPATCHER_DATABASE_URL=$(SYSTEM_DATABASE_URL) \
 		$(BIN)/python -m pytest -m services $(PYTEST_ARGS)
+
+# schemathesis against the live API (the whole stack, as in the suite) with more examples.
+FUZZ_MAX_EXAMPLES ?= 50
+fuzz: setup
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest tests/api/test_openapi.py \
+		-k schemathesis -s $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,115 @@
+"""``/openapi.json`` describes exactly the routes, and a schemathesis run finds no 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from starlette.routing import Route
+
+from api.app import OPERATIONS, create_app
+from tests.api.conftest import create_campaign, phones
+from tests.stack import API_TOKEN, Stack
+
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
+"""Per operation; ``make fuzz`` raises it."""
+
+
+async def test_the_document_lists_every_route_with_its_methods(
+    anonymous: httpx.AsyncClient, stack: Stack
+) -> None:
+    document = (await anonymous.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    app = create_app(stack.settings, stack.deployment, stack.coordinator)
+    served = {
+        route.path.replace(":uuid", ""): {m for m in route.methods or () if m != "HEAD"}
+        for route in app.routes
+        if isinstance(route, Route) and route.path != "/openapi.json"
+    }
+    documented = {path: {m.upper() for m in item} for path, item in document["paths"].items()}
+    assert documented == served
+    assert len(OPERATIONS) == sum(len(methods) for methods in served.values())
+    bodies = {
+        (path, method): item["requestBody"]["content"]
+        for path, items in document["paths"].items()
+        for method, item in items.items()
+        if "requestBody" in item
+    }
+    campaign = bodies[("/api/whatsapp/campaigns", "post")]["application/json"]["schema"]
+    assert campaign == {"$ref": "#/components/schemas/CampaignIn"}
+    schema = document["components"]["schemas"]["CampaignIn"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"name", "instance_ids", "template"}
+    recipient = document["components"]["schemas"]["RecipientIn"]["properties"]
+    assert recipient["phone"]["anyOf"][0]["pattern"] == r"^\+[1-9][0-9]{6,14}$"
+    assert set(bodies[("/api/whatsapp/campaigns/{campaign_id}/recipients", "post")]) == {
+        "application/x-ndjson",
+        "application/jsonl",
+        "text/csv",
+    }
+    public = {
+        path
+        for path, items in document["paths"].items()
+        for item in items.values()
+        if item.get("security") == []
+    }
+    assert public == {"/api/whatsapp/webhook", "/healthz", "/readyz"}
+
+
+async def test_schemathesis_finds_no_server_error(
+    api: httpx.AsyncClient, idle_instance: str, stack: Stack, tmp_path: Path
+) -> None:
+    """Every operation, positive and negative data, against the live API: never a 5xx.
+
+    Half the path ids are a real campaign and instance (see fuzz_hooks), so lifecycle
+    actions, bulk appends and pages run on real rows, not only into 404s.
+    """
+    campaign = await create_campaign(api, [idle_instance], phones(3))
+    started = time.monotonic()
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            f"{stack.api.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--header",
+            f"Authorization: Bearer {API_TOKEN}",
+            "--max-examples",
+            str(FUZZ_EXAMPLES),
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",
+            "2",
+            "--seed",
+            os.environ.get("FUZZ_SEED", "20251126"),
+            "--suppress-health-check",
+            "all",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "60",
+            "--report-dir",
+            str(tmp_path),
+            "--no-color",
+        ],
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.api.fuzz_hooks",
+            "FUZZ_CAMPAIGN_ID": campaign["id"],
+            "FUZZ_INSTANCE_ID": idle_instance,
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8_000:]
+    print(f"schemathesis: {time.monotonic() - started:.0f}s\n{output[-3_000:]}")
