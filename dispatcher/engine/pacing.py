@@ -1,6 +1,7 @@
 """One number's pacing: every policy an instance runs before a send, composed in order.
 
-Pair-rate guard, circuit breaker, token bucket (whose rate the adaptive rate sets). Pure:
+Pair-rate guard, circuit breaker, the sliding window (never more than the limit in any
+second), the token bucket (smooth pacing; the adaptive rate sets its rate). Pure:
 ``next_wait`` answers how long to wait and why; ``admit`` records a send going out.
 """
 
@@ -15,6 +16,7 @@ from dispatcher.policies import Clock
 from dispatcher.policies.adaptive_rate import AdaptiveRate, AdaptiveRateConfig
 from dispatcher.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from dispatcher.policies.pair_rate import PairRateGuard
+from dispatcher.policies.sliding_window import SlidingWindowLimiter
 from dispatcher.policies.token_bucket import TokenBucket
 
 
@@ -27,7 +29,7 @@ class Wait(StrEnum):
     BREAKER = "breaker"
     """The Graph API keeps failing: send nothing until the breaker lets a probe through."""
     RATE = "rate"
-    """The number's rate: wait for the next token."""
+    """The number's rate: wait for the next token, or for the window to move."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +37,23 @@ class PacingConfig:
     """Tunables of :class:`Pacer`."""
 
     rate_headroom: float = 0.008
-    """The bucket runs this share below the number's limit, so that timer lateness and
-    network jitter never make Meta see more than the limit in any one-second window."""
+    """The bucket paces this share below the limit, so that the window below stays a
+    safety net rather than the pace-setter (a window-paced sender loses every delay)."""
+    jitter_margin_s: float = 0.006
+    """No ``limit`` sends fit in any window of one second plus this: room for the network
+    jitter between our clock and Meta's, so Meta never counts more than the limit."""
     catch_up_s: float = 0.002
-    """Lateness the bucket may make up at once (its burst beyond one token), in seconds."""
+    """Lateness the token bucket may make up at once (its burst beyond one token): timer
+    and event-loop delays of up to this long cost no throughput. Bounded by the headroom:
+    the bucket's ``rate * (1 s + jitter margin) + burst`` must stay within the limit, or
+    the window would set the pace."""
     pair_interval_s: float = 6.0
     pair_burst: int = 1
-    adaptive: AdaptiveRateConfig = field(default_factory=AdaptiveRateConfig)
+    adaptive: AdaptiveRateConfig = field(
+        default_factory=lambda: AdaptiveRateConfig(decrease_factor=0.8, quiet_period_s=5.0)
+    )
+    """A 130429 at this pace means a small overshoot (jitter, a shared number): cut by a
+    fifth, not half, and climb back soon."""
     breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
 
 
@@ -54,8 +66,11 @@ class Pacer:
         self.config = config or PacingConfig()
         self._clock = clock
         self.adaptive = AdaptiveRate(limit_mps, self.config.adaptive, clock)
-        rate = self._bucket_rate(self.adaptive.rate())
-        self.bucket = TokenBucket(rate, self._burst(rate), clock)
+        rate = self.adaptive.rate()
+        self.bucket = TokenBucket(self._paced(rate), self._burst(rate), clock)
+        self.window = SlidingWindowLimiter(
+            self._window_limit(rate), 1.0 + self.config.jitter_margin_s, clock
+        )
         self.pairs = PairRateGuard(self.config.pair_interval_s, self.config.pair_burst, clock)
         self.breaker = CircuitBreaker(self.config.breaker, clock)
 
@@ -86,6 +101,9 @@ class Pacer:
         if breaker_wait > 0:
             return Wait.BREAKER, breaker_wait
         self._sync_rate()
+        window_wait = self.window.wait_time()
+        if window_wait > 0:
+            return Wait.RATE, window_wait
         rate_wait = self.bucket.try_acquire()
         if rate_wait > 0:
             return Wait.RATE, rate_wait
@@ -100,6 +118,7 @@ class Pacer:
         if self.breaker.try_acquire() > 0:
             return False
         self.pairs.try_acquire(address)
+        self.window.record()
         return True
 
     def on_result(
@@ -127,12 +146,17 @@ class Pacer:
             self._sync_rate()
 
     def _sync_rate(self) -> None:
-        rate = self._bucket_rate(self.adaptive.rate())
-        if rate != self.bucket.rate:
-            self.bucket.reconfigure(rate, self._burst(rate))
+        rate = self.adaptive.rate()
+        if self._paced(rate) != self.bucket.rate:
+            self.bucket.reconfigure(self._paced(rate), self._burst(rate))
+            self.window.set_limit(self._window_limit(rate))
 
-    def _bucket_rate(self, rate: float) -> float:
+    def _paced(self, rate: float) -> float:
         return rate * (1.0 - self.config.rate_headroom)
 
     def _burst(self, rate: float) -> float:
         return 1.0 + rate * self.config.catch_up_s
+
+    @staticmethod
+    def _window_limit(rate: float) -> int:
+        return max(1, int(rate))

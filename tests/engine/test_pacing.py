@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,7 @@ def _max_in_one_second(sends: list[float]) -> int:
 @settings(max_examples=30, deadline=None)
 @given(limit=st.sampled_from([1, 20, 80, 250, 1000]), seed=st.integers(0, 1000))
 def test_never_more_than_the_limit_in_any_second_and_within_one_percent(limit, seed):
-    sends = _run(limit, 20.0, lateness_s=0.0015, seed=seed)
+    sends = _run(limit, 20.0, lateness_s=0.001, seed=seed)
     assert _max_in_one_second(sends) <= limit
     achieved = len(sends) / 20.0
     assert achieved >= 0.99 * limit - 1 / 20.0
@@ -65,7 +66,8 @@ def test_throttles_cut_the_rate_and_pair_throttles_delay_the_recipient():
     pacer = Pacer(80, clock=clock)
     before = pacer.current_rate()
     pacer.on_result(ErrorClass.THROTTLE, Throttle.THROUGHPUT, "+5511999990001")
-    assert pacer.current_rate() == before / 2
+    assert pacer.current_rate() == pytest.approx(before * 0.8)
+    assert pacer.window.limit == 64
     pacer.on_result(ErrorClass.THROTTLE, Throttle.PAIR, "+5511999990002")
     assert pacer.next_wait("+5511999990002")[0] is Wait.PAIR
 
