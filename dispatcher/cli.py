@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
-from dispatcher.config import load_settings
-from dispatcher.errors import DispatcherError
+from dispatcher.config import load_settings, require
+from dispatcher.errors import DispatcherError, ServiceError
 from dispatcher.services import Services
 
 console = Console()
@@ -50,6 +53,166 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """The API and the coordinator: on a local Ray (started here) or the given cluster."""
+    import ray
+    import uvicorn
+
+    from actors.coordinator import coordinator_handle
+    from api.app import create_app
+    from dispatcher.deployment import NAMESPACE, Deployment
+
+    settings = load_settings()
+    require(settings, "api_token")
+    for name in ("app_secret", "verify_token"):
+        try:
+            require(settings, name)
+        except DispatcherError as exc:
+            err_console.print(f"[yellow]warning:[/yellow] {exc}: Meta's webhooks are refused")
+    address = args.ray_address or settings.ray_address or None
+    services = Services(settings)
+    started_ray = False
+    coordinator: Any = None
+    try:
+        deployment = Deployment.from_settings(settings, services.start())
+        if not ray.is_initialized():
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            started_ray = address is None
+        coordinator = coordinator_handle(deployment)
+        ready = ray.get(coordinator.ping.remote())
+        if not ready["ready"]:
+            raise ServiceError("coordinator", str(ready["error"]))
+        app = create_app(settings, deployment, coordinator)
+        where = f"Ray at {address}" if address else "a local Ray"
+        console.print(
+            f"API on http://{args.host}:{args.port}/api/whatsapp ({where}); Ctrl-C stops it"
+        )
+        # uvicorn handles Ctrl-C itself: it stops accepting, finishes requests, and returns.
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning"
+        )
+    finally:
+        if started_ray:
+            # A local deployment ends with this process; a cluster's coordinator keeps running.
+            if coordinator is not None:
+                ray.get(coordinator.shutdown.remote(), timeout=60)
+            ray.shutdown()
+        services.stop()
+    console.print("stopped")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    """Queue and instance stats, from the API (bearer token) or straight from the coordinator."""
+    if args.ray_address:
+        stats = _stats_from_ray(args.ray_address, args.instance)
+    else:
+        stats = _stats_from_api(args.api_url, args.instance)
+    _print_stats(stats)
+    return 0
+
+
+def _stats_from_api(url: str, instance: str | None) -> dict[str, Any]:
+    import httpx
+
+    token = os.environ.get("DISPATCHER_API_TOKEN") or require(load_settings(), "api_token")
+    params = {"instanceId": instance} if instance else {}
+    try:
+        response = httpx.get(
+            f"{url.rstrip('/')}/api/whatsapp/queue/stats",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        raise ServiceError("api", f"{url}: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.reason_phrase
+        raise ServiceError("api", f"HTTP {response.status_code}: {message}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _stats_from_ray(address: str, instance: str | None) -> dict[str, Any]:
+    import ray
+
+    from dispatcher.deployment import COORDINATOR_NAME, NAMESPACE
+    from dispatcher.operations import queue_stats_view
+
+    try:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        coordinator: Any = ray.get_actor(COORDINATOR_NAME, namespace=NAMESPACE)
+    except (ConnectionError, ValueError) as exc:
+        raise ServiceError("ray", f"{address}: {exc}") from None
+    try:
+        raw: dict[str, Any] = ray.get(coordinator.stats.remote(instance), timeout=15)
+    finally:
+        ray.shutdown()
+    return queue_stats_view(raw, instance)
+
+
+def _print_stats(stats: Mapping[str, Any]) -> None:
+    queues = Table(title="Queues")
+    for column in ("queue", "pending", "processing", "dlq"):
+        queues.add_column(column, justify="left" if column == "queue" else "right")
+    for name in ("campaigns", "webhooks"):
+        q = stats.get(name) or {}
+        queues.add_row(name, *(f"{q.get(k, 0):,}" for k in ("pending", "processing", "dlq")))
+        for instance, s in (q.get("instances") or {}).items():
+            queues.add_row(
+                f"  {instance}", *(f"{s.get(k, 0):,}" for k in ("pending", "processing", "dlq"))
+            )
+    console.print(queues)
+
+    instances = Table(title="Instances")
+    columns = (
+        "number",
+        "state",
+        "rate/s (now/max)",
+        "breaker",
+        "sent",
+        "failed",
+        "retried",
+        "backlog",
+    )
+    for column in columns:
+        instances.add_column(column)
+    for key, s in sorted((stats.get("instances") or {}).items()):
+        breaker = s.get("breaker") or {}
+        instances.add_row(
+            str(s.get("phone_number_id") or key),
+            str(s.get("state", "?")) + (f" ({s['error']})" if s.get("error") else ""),
+            f"{_num(s.get('current_rate_mps'))}/{_num(s.get('configured_rate_mps'))}",
+            str(breaker.get("state", "-")),
+            *(_num(s.get(k)) for k in ("sent", "failed", "retried", "backlog")),
+        )
+    console.print(instances)
+
+    portfolios = Table(title="Portfolios (moving 24 h messaging limit)")
+    for column in ("business", "used", "limit", "blocked for"):
+        portfolios.add_column(column)
+    for business, p in sorted((stats.get("portfolios") or {}).items()):
+        limit = p.get("daily_limit")
+        portfolios.add_row(
+            business,
+            _num(p.get("daily_unique_used")),
+            "unlimited" if limit is None else f"{limit:,}",
+            f"{p.get('blocked_for_s', 0)}s",
+        )
+    console.print(portfolios)
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         console.print(f"dispatcher {name}: not built yet (see the open issues)")
@@ -76,6 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(sandbox)
     sandbox.set_defaults(run=_sandbox)
+
+    serve = commands.add_parser(
+        "serve", help="run the REST API and the coordinator (local Ray, or --ray-address)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--ray-address", default=None, help="join this Ray cluster (default: start a local one)"
+    )
+    serve.set_defaults(run=_serve)
+
+    stats = commands.add_parser("stats", help="show queue, instance and portfolio stats")
+    source = stats.add_mutually_exclusive_group()
+    source.add_argument(
+        "--api-url",
+        default="http://127.0.0.1:8080",
+        help="read them from this API (bearer token: DISPATCHER_API_TOKEN)",
+    )
+    source.add_argument("--ray-address", help="read them from the coordinator on this cluster")
+    stats.add_argument("--instance", help="only this instance id")
+    stats.set_defaults(run=_stats)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
     demo.set_defaults(run=_not_built("demo"))

@@ -1,0 +1,34 @@
+"""The ``dispatcher`` command: ``stats`` against the live API, and one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.cli import main
+from tests.stack import API_TOKEN, Stack
+
+
+def test_stats_prints_queue_instance_and_portfolio_tables(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DISPATCHER_API_TOKEN", API_TOKEN)
+    assert main(["stats", "--api-url", stack.api.url]) == 0
+    out = capsys.readouterr().out
+    for title in ("Queues", "Instances", "Portfolios", "campaigns", "webhooks"):
+        assert title in out
+
+
+def test_stats_errors_are_one_line(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DISPATCHER_API_TOKEN", "wrong")
+    assert main(["stats", "--api-url", stack.api.url]) == 2
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+    assert main(["stats", "--api-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "api: http://127.0.0.1:9: ConnectError" in err
+    assert len(err.strip().splitlines()) == 1
