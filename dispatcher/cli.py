@@ -115,6 +115,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _stats_from_api(url: str, instance: str | None) -> dict[str, Any]:
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     token = os.environ.get("DISPATCHER_API_TOKEN") or require(load_settings(), "api_token")
     params = {"instanceId": instance} if instance else {}
     try:
