@@ -53,6 +53,11 @@ class RayFleet:
         stats = self.stats.get(instance_id)
         return stats is None or stats.get("state") not in UNUSABLE_STATES
 
+    def rate(self, instance_id: UUID) -> float | None:
+        stats = self.stats.get(instance_id)
+        rate = None if stats is None else stats.get("current_rate_mps")
+        return float(rate) if isinstance(rate, int | float) and rate > 0 else None
+
     async def restart(self, instance: Instance) -> None:
         """Replace the actor (new token, or back from an error)."""
         handle = self._handles.pop(instance.id, None)

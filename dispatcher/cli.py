@@ -214,6 +214,22 @@ def _num(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from dispatcher.demo import run_demo
+
+    return run_demo(load_settings(), args.recipients, args.numbers, console)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         console.print(f"dispatcher {name}: not built yet (see the open issues)")
@@ -263,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(run=_stats)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
-    demo.set_defaults(run=_not_built("demo"))
+    demo.add_argument(
+        "--recipients", type=_positive, default=10_000, help="campaign size (default 10,000)"
+    )
+    demo.add_argument(
+        "--numbers", type=_positive, default=3, help="WhatsApp numbers to send from (1-5)"
+    )
+    demo.set_defaults(run=_demo)
     return parser
 
 

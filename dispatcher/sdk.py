@@ -57,8 +57,11 @@ class Dispatcher:
         *,
         services: Services | None = None,
         started_ray: bool = False,
+        dashboard_url: str | None = None,
     ) -> None:
         self.coordinator = coordinator
+        self.dashboard_url = dashboard_url
+        """The Ray dashboard of the cluster this process started or joined, when known."""
         self.deployment = deployment
         self._services = services
         self._started_ray = started_ray
@@ -78,13 +81,15 @@ class Dispatcher:
         settings = settings or load_settings()
         address = address if address is not None else (settings.ray_address or None)
         started_ray = False
+        dashboard_url = None
         if not ray.is_initialized():
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            context = ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            dashboard_url = getattr(context, "dashboard_url", None) or None
             started_ray = address is None
         if address is not None:
             running: Any = ray.get_actor(COORDINATOR_NAME, namespace=NAMESPACE)
             joined: Deployment = ray.get(running.deployment.remote())
-            return cls(running, joined)
+            return cls(running, joined, dashboard_url=dashboard_url)
         services = Services(settings)
         deployment = Deployment.from_settings(settings, services.start(), engine)
         # The one place the domain reaches into actors/: starting a deployment needs them.
@@ -94,7 +99,13 @@ class Dispatcher:
         ready = ray.get(coordinator.ping.remote())
         if not ready["ready"]:
             raise RuntimeError(f"coordinator failed to start: {ready['error']}")
-        return cls(coordinator, deployment, services=services, started_ray=started_ray)
+        return cls(
+            coordinator,
+            deployment,
+            services=services,
+            started_ray=started_ray,
+            dashboard_url=dashboard_url,
+        )
 
     # -- instances and campaigns ---------------------------------------------------------
 
@@ -207,9 +218,10 @@ class Dispatcher:
                     now - last_t, 1e-3
                 )
                 last_sent, last_t = campaign.total_sent, now
+                settled = campaign.total_recipients - campaign.pending - campaign.in_flight
                 bar.update(
                     task,
-                    completed=campaign.total_sent + campaign.total_failed,
+                    completed=settled,
                     total=campaign.total_recipients,
                     detail=_detail(campaign, rate),
                 )

@@ -4,18 +4,17 @@ real port, and the Meta sandbox posting its webhooks to that API. Real parts onl
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-import uvicorn
 from pydantic import SecretStr
 
 from actors.coordinator import coordinator_handle
 from api.app import create_app
+from api.server import ApiServer
 from dispatcher.config import Settings
 from dispatcher.deployment import Deployment
 from dispatcher.engine.config import EngineConfig
@@ -72,31 +71,6 @@ def sandbox_config(webhook_url: str) -> SandboxConfig:
             flush_interval_s=0.1,
         ),
     )
-
-
-class ApiServer:
-    """uvicorn in a thread of this process (a Ray driver), on a free loopback port."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the API did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(15)
 
 
 @dataclass

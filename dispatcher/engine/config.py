@@ -13,7 +13,9 @@ class EngineConfig:
     """Tunables shared by the coordinator and the instance actors."""
 
     batch_size: int = 500
-    """Recipients claimed and routed together (one stream entry)."""
+    """The most recipients claimed and routed together (one stream entry)."""
+    batch_seconds: float = 2.0
+    """A batch holds about this many seconds of its number's sends (up to batch_size)."""
     queued_batches_per_instance: int = 2
     """The coordinator keeps about this many batches waiting per instance: enough to never
     starve a number, few enough that a number going down strands little work."""

@@ -37,6 +37,10 @@ class InstanceFleet(Protocol):
         """False when the actor reported its number cannot send (token, block...)."""
         ...
 
+    def rate(self, instance_id: UUID) -> float | None:
+        """The send rate the actor runs at now (after throttle cuts), if it reported one."""
+        ...
+
 
 @dataclass(slots=True)
 class PortfolioState:
@@ -46,6 +50,7 @@ class PortfolioState:
 
 
 DRAIN_CONSUMER = "coordinator-drain"
+MIN_BATCH = 10
 LIMITS_REFRESH_S = 1.0
 """How soon a detected or overridden messaging limit reaches the gates."""
 STALE_AFTER = timedelta(minutes=30)
@@ -180,7 +185,7 @@ class CoordinatorCore:
                 if portfolio.blocked_until > now:
                     break
                 claim = await self._store.recipients.claim_pending(
-                    campaign.id, self.config.batch_size
+                    campaign.id, self._batch_size(instance)
                 )
                 if claim is None:
                     return
@@ -205,6 +210,13 @@ class CoordinatorCore:
                 depth[instance.id] = depth.get(instance.id, 0) + 1
                 self.routed_batches += 1
                 self.routed_recipients += len(admitted)
+
+    def _batch_size(self, instance: Instance) -> int:
+        """About ``batch_seconds`` of the number's work: a slow number never holds a large
+        share of a campaign's tail while fast ones sit idle."""
+        rate = self._fleet.rate(instance.id) or instance.throughput_mps or 80
+        size = int(rate * self.config.batch_seconds)
+        return max(MIN_BATCH, min(self.config.batch_size, size))
 
     async def _instance(self, instance_id: UUID) -> Instance | None:
         instance = self._instances.get(instance_id)
