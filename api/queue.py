@@ -30,11 +30,23 @@ async def queue_stats(request: Request) -> Response:
 
 async def queue_action(request: Request) -> Response:
     state = app_state(request)
-    given = await parse_json(request, QueueActionIn)
+    try:
+        given = await parse_json(request, QueueActionIn)
+    except ApiError as exc:
+        raise _unknown_choice(exc) from None
     result = await call(state.coordinator.queue_action, given.action, given.queue, given.jobId)
     log.info("queue %s: %s done (%s)", given.queue, given.action, result)
     body = QueueActionOut(action=given.action, queue=given.queue, result=result)
     return json_response(body.model_dump(mode="json"))
+
+
+def _unknown_choice(exc: ApiError) -> ApiError:
+    """An action or queue that does not exist is a 400 (the contract's), not a 422."""
+    for detail in exc.details if isinstance(exc.details, list) else []:
+        field = detail["loc"][0] if detail["loc"] else None
+        if field in ("action", "queue") and detail["type"] == "literal_error":
+            return ApiError(400, f"unknown_{field}", exc.message, exc.details)
+    return exc
 
 
 OPERATIONS = [
@@ -55,6 +67,6 @@ OPERATIONS = [
         "retry_dlq (all, or one jobId), clear, or recover_stuck on the campaigns or webhooks queue",
         ("What the action did", QueueActionOut),
         body=QueueActionIn,
-        errors=[503],
+        errors=[400, 503],
     ),
 ]

@@ -16,6 +16,7 @@ from api.app import OPERATIONS, create_app
 from tests.api.conftest import create_campaign, phones
 from tests.stack import API_TOKEN, Stack
 
+ROOT = Path(__file__).resolve().parents[2]
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 """Per operation; ``make fuzz`` raises it."""
 
@@ -102,9 +103,11 @@ async def test_schemathesis_finds_no_server_error(
         env={
             **os.environ,
             "SCHEMATHESIS_HOOKS": "tests.api.fuzz_hooks",
+            "PYTHONPATH": str(ROOT),
             "FUZZ_CAMPAIGN_ID": campaign["id"],
             "FUZZ_INSTANCE_ID": idle_instance,
         },
+        cwd=tmp_path,  # its caches land there, not in the work tree
         capture_output=True,
         text=True,
         timeout=600,
