@@ -70,6 +70,12 @@ async def campaign(deployment: Deployment, coordinator: object, sandbox_url: str
             "total_sent": done.total_sent,
             "total_recipients": done.total_recipients,
             "nodes": sorted({s["node_id"] for s in stats["instances"].values() if "node_id" in s}),
+            "placement": {
+                s.get("phone_number_id", key): [s.get("node_id", s.get("state")), s.get("sent")]
+                for key, s in stats["instances"].items()
+            },
+            "sandbox_numbers": {k: v["accepted"] for k, v in audit["numbers"].items()},
+            "ray_address": ray.get_runtime_context().gcs_address,
             "cluster_nodes": len([n for n in ray.nodes() if n["Alive"]]),
             "audit": {
                 key: audit[key]
