@@ -64,14 +64,14 @@ class TokenBucket:
         if tokens > self._burst:
             raise ValueError(f"cannot take {tokens} tokens from a bucket of {self._burst}")
         self._refill()
-        if self._tokens >= tokens:
+        # A caller that slept exactly the wait it was told may find the float refill a hair
+        # short of the token: that hair is rounding, not rate.
+        if self._tokens >= tokens - _ROUNDING:
             self._tokens -= tokens
             return 0.0
         if self._rate == 0:
             return math.inf
-        # The float division can land a hair short of the time the tokens need; never
-        # answer 0 without a token, or a caller would spin.
-        return max((tokens - self._tokens) / self._rate, 1e-9)
+        return (tokens - self._tokens) / self._rate
 
     def _refill(self) -> None:
         now = self._clock()
@@ -79,6 +79,9 @@ class TokenBucket:
         if elapsed > 0:
             self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
             self._updated_at = now
+
+
+_ROUNDING = 1e-9
 
 
 def _check_rate(rate: float) -> None:
