@@ -56,23 +56,28 @@ class InstanceActor:
         self._main = asyncio.get_event_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        try:
-            await self._open()
-            assert self._worker is not None
-            extras = [
-                asyncio.create_task(self._metrics_loop()),
-                asyncio.create_task(self._health_loop()),
-            ]
+        delay = 1.0
+        while self._worker is None:
             try:
-                await self._worker.run()
-            finally:
-                for task in extras:
-                    task.cancel()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._failure = f"{type(exc).__name__}: {exc}"
-            log.exception("instance actor %s failed", self._instance_id)
+                await self._open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Postgres or Redis not there yet: try again, slower
+                self._failure = f"{type(exc).__name__}: {exc}"
+                log.exception("instance actor %s cannot start; retrying", self._instance_id)
+                await self._close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self._failure = None
+        extras = [
+            asyncio.create_task(self._metrics_loop()),
+            asyncio.create_task(self._health_loop()),
+        ]
+        try:
+            await self._worker.run()
+        finally:
+            for task in extras:
+                task.cancel()
 
     async def _open(self) -> None:
         engine = self._deployment.engine
@@ -167,10 +172,13 @@ class InstanceActor:
     async def _close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
         if self._queues is not None:
             await self._queues.client.aclose()
+            self._queues = None
         if self._store is not None:
             await self._store.close()
+            self._store = None
 
     # -- observability ------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ from dispatcher.store.models import InstanceStatus, RecipientStatus, SendResult
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_S = 1.0
+
 
 @dataclass(slots=True)
 class HeldJob:
@@ -130,9 +132,19 @@ class InstanceWorker:
             if self.pipeline.backlog() >= low_water:
                 await asyncio.sleep(0.05)
                 continue
-            jobs = await self._queue.read(self.instance_id, self._consumer, count=1, block_ms=500)
-            for job in jobs:
-                await self._start(job)
+            try:
+                jobs = await self._queue.read(
+                    self.instance_id, self._consumer, count=1, block_ms=500
+                )
+                for job in jobs:
+                    await self._start(job)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:
+                # Redis or Postgres hiccuped: a batch read but not started stays held here
+                # and comes back through recover_stuck; nothing is lost.
+                log.exception("instance %s: reading work failed; retrying", self.phone_number_id)
+                await asyncio.sleep(RETRY_AFTER_S)
 
     async def _start(self, job: Job) -> None:
         batch = Batch.from_json(job.batch)
@@ -180,7 +192,13 @@ class InstanceWorker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.flush_interval_s)
-            await self._flush()
+            try:
+                await self._flush()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:  # an ack failed: the batch stays held and is retried
+                log.exception("instance %s: settling batches failed", self.phone_number_id)
+                await asyncio.sleep(RETRY_AFTER_S)
 
     async def _flush(self) -> None:
         """Write results in one round trip, then ack the batches they settled."""
@@ -218,8 +236,22 @@ class InstanceWorker:
     async def _touch_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.touch_interval_s)
-            if self._held:
-                await self._queue.touch(self.instance_id, self._consumer, list(self._held))
+            if not self._held:
+                continue
+            try:
+                held = await self._queue.touch(self.instance_id, self._consumer, list(self._held))
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:
+                log.exception("instance %s: touching held batches failed", self.phone_number_id)
+                continue
+            lost = set(self._held) - set(held)
+            if lost:
+                # Reclaimed from us (this loop stalled past the visibility timeout): another
+                # consumer owns them now. Their rows are guarded by claim and status checks.
+                log.warning(
+                    "instance %s: %d batches reclaimed from it", self.phone_number_id, len(lost)
+                )
 
     async def _give_back(self) -> None:
         """The number cannot send: its unsent work goes back to pending for other numbers."""

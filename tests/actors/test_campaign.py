@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -108,6 +110,8 @@ async def test_stats_show_every_instance_and_portfolio(stack: Stack, store: Stor
     assert instances["5002"]["configured_rate_mps"] == 40
     assert instances["6001"]["breaker"]["state"] == "closed"
     assert stats["portfolios"]["biz-small"]["daily_limit"] == 250
+    # Nobody set biz-large's limit: the instance actor read it from the Graph API.
+    assert stats["portfolios"]["biz-large"]["daily_limit"] == 100_000
     assert "Infinity" not in str(stats)
     async with httpx.AsyncClient() as client:
         webhook = await client.get(
@@ -125,3 +129,52 @@ async def _stats_with_instances(stack: Stack) -> dict[str, Any] | None:
 
 def test_ray_is_real() -> None:
     assert ray.is_initialized()
+
+
+async def test_a_scheduled_campaign_starts_by_itself(stack: Stack, store: Store) -> None:
+    ids = await register_all(store, stack, ["6001"])
+    campaign = await operations.create_campaign(
+        store,
+        name=f"scheduled-{uuid.uuid4().hex[:6]}",
+        template=TEMPLATE,
+        instance_ids=ids,
+        recipients=(NewRecipient(phone=f"+5512{i:08d}") for i in range(200)),
+        scheduled_at=datetime.now(UTC) + timedelta(seconds=2),
+    )
+    assert campaign.status is CampaignStatus.SCHEDULED
+    done = await wait_until(lambda: finished(store, campaign.id), timeout_s=60)
+    assert done.started_at is not None
+    assert campaign.scheduled_at is not None
+    assert done.started_at >= campaign.scheduled_at
+    assert done.total_sent == 200
+
+
+async def test_pause_stops_routing_and_resume_finishes_the_campaign(
+    stack: Stack, store: Store
+) -> None:
+    ids = await register_all(store, stack, ["6002"])  # 200 msg/s: 2,000 take ~10 s
+    campaign = await run_campaign(store, stack, ids, 2_000, 13)
+    await wait_until(lambda: _sent_at_least(store, campaign.id, 200), timeout_s=60)
+    assert await stack.coordinator.pause_campaign.remote(str(campaign.id))
+
+    async def drained() -> Campaign | None:  # what was already routed still goes out
+        found = await store.campaigns.get(campaign.id)
+        assert found is not None
+        return found if found.in_flight == 0 else None
+
+    paused = await wait_until(drained, timeout_s=60)
+    assert paused.status is CampaignStatus.PAUSED
+    assert paused.pending > 0
+    await asyncio.sleep(1.0)
+    still = await store.campaigns.get(campaign.id)
+    assert still is not None
+    assert still.total_sent == paused.total_sent  # nothing new while paused
+    assert await stack.coordinator.resume_campaign.remote(str(campaign.id))
+    done = await wait_until(lambda: finished(store, campaign.id), timeout_s=90)
+    assert done.total_sent == 2_000
+
+
+async def _sent_at_least(store: Store, campaign_id: uuid.UUID, count: int) -> Campaign | None:
+    campaign = await store.campaigns.get(campaign_id)
+    assert campaign is not None
+    return campaign if campaign.total_sent >= count else None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 
+from dispatcher.services import ServiceUrls
 from dispatcher.store import Store
+from dispatcher.store.db import create_database, drop_database
 from dispatcher.store.models import Campaign, CampaignStatus, Instance, NewRecipient
 
 TEMPLATE = {"name": "promo", "language": {"code": "pt_BR"}, "components": []}
@@ -27,6 +29,18 @@ MakeWorld = Callable[..., Awaitable[World]]
 
 def phones(n: int, start: int = 0) -> list[NewRecipient]:
     return [NewRecipient(phone=f"+55119{start + i:08d}") for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+async def store(service_urls: ServiceUrls) -> AsyncIterator[Store]:
+    """The store tests' own database: the session's stack (a live coordinator) works on the
+    shared one and would complete or route their running campaigns under them."""
+    name = f"dispatcher_store_{uuid.uuid4().hex[:12]}"
+    url = await create_database(service_urls.database_url, name)
+    opened = await Store.open(url, max_size=8)
+    yield opened
+    await opened.close()
+    await drop_database(service_urls.database_url, name)
 
 
 @pytest.fixture
