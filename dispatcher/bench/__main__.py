@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    console = Console()
+    # Wide enough for the tables when the output is a file or a pipe, not a terminal.
+    console = Console(width=None if sys.stdout.isatty() else 132)
     for name in args.sections or SECTIONS:
         console.rule(f"bench: {name}")
         module = importlib.import_module(f"dispatcher.bench.{name}")

@@ -36,7 +36,7 @@ class Wait(StrEnum):
 class PacingConfig:
     """Tunables of :class:`Pacer`."""
 
-    rate_headroom: float = 0.008
+    rate_headroom: float = 0.005
     """The bucket paces this share below the limit, so that the window below stays a
     safety net rather than the pace-setter (a window-paced sender loses every delay)."""
     jitter_margin_s: float = 0.006
