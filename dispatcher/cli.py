@@ -217,7 +217,9 @@ def _num(value: Any) -> str:
 def _demo(args: argparse.Namespace) -> int:
     from dispatcher.demo import run_demo
 
-    return run_demo(load_settings(), args.recipients, args.numbers, console)
+    # Wide enough for the summary tables when the output is a file or a pipe.
+    wide = Console(width=None if sys.stdout.isatty() else 120)
+    return run_demo(load_settings(), args.recipients, args.numbers, wide)
 
 
 def _positive(text: str) -> int:

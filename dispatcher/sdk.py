@@ -206,18 +206,16 @@ class Dispatcher:
         )
         with Progress(*columns, disable=not progress) as bar:
             task = bar.add_task(campaign.name, total=campaign.total_recipients, detail="")
-            last_sent, last_t = campaign.total_sent, time.monotonic()
+            first_sent, first_t = campaign.total_sent, time.monotonic()
             rate = 0.0
             while campaign.status not in FINAL:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"campaign {campaign_id} still {campaign.status}")
                 time.sleep(poll_s)
                 campaign = self.campaign(campaign_id)
-                now = time.monotonic()
-                rate = 0.7 * rate + 0.3 * (campaign.total_sent - last_sent) / max(
-                    now - last_t, 1e-3
-                )
-                last_sent, last_t = campaign.total_sent, now
+                # The average since waiting began: steady, and true at the end too.
+                elapsed = max(time.monotonic() - first_t, 1e-3)
+                rate = (campaign.total_sent - first_sent) / elapsed
                 settled = campaign.total_recipients - campaign.pending - campaign.in_flight
                 bar.update(
                     task,

@@ -29,6 +29,7 @@ from dispatcher.store.models import InstanceStatus, RecipientStatus, SendResult
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1.0
+MIN_BACKLOG = 10
 
 
 @dataclass(slots=True)
@@ -127,7 +128,9 @@ class InstanceWorker:
         self.pipeline.stop()
 
     async def _read_loop(self) -> None:
-        low_water = max(self.config.batch_size, int(self.pacer.limit_mps * 2))
+        # About one batch of this number's work in hand (a batch is batch_seconds of it): a
+        # slow number must not hoard a campaign's tail while fast ones sit idle.
+        low_water = max(MIN_BACKLOG, int(self.pacer.limit_mps * self.config.batch_seconds))
         while not self._stopping and self.pipeline.halted is None:
             if self.pipeline.backlog() >= low_water:
                 await asyncio.sleep(0.05)
