@@ -157,6 +157,8 @@ class Coordinator:
         core = await self._core_ready()
         assert self._queues is not None
         if action == "retry_dlq":
+            if queue == "campaigns":
+                return await core.retry_dead_letters(job_id)
             return {"retried": await self._queues.retry_dlq(queue, job_id)}
         if action == "clear":
             return {"cleared": await self._queues.clear(queue)}

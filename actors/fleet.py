@@ -83,6 +83,11 @@ class RayFleet:
         stats = self.stats.get(instance_id)
         return stats is None or stats.get("state") not in UNUSABLE_STATES
 
+    def error_class(self, instance_id: UUID) -> str | None:
+        stats = self.stats.get(instance_id)
+        value = None if stats is None else stats.get("error_class")
+        return value if isinstance(value, str) else None
+
     def rate(self, instance_id: UUID) -> float | None:
         stats = self.stats.get(instance_id)
         rate = None if stats is None else stats.get("current_rate_mps")

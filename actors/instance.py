@@ -75,6 +75,11 @@ class InstanceActor:
         ]
         try:
             await self._worker.run()
+        except Exception:
+            # A worker that died of a surprise leaves its batches on the queue: let Ray
+            # restart this process, which resumes from the queue and Postgres.
+            log.exception("instance actor %s: worker died; restarting", self._instance_id)
+            os._exit(1)
         finally:
             for task in extras:
                 task.cancel()
@@ -144,6 +149,14 @@ class InstanceActor:
     # -- remote methods -----------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:
+        if self._main.done() and not self._main.cancelled():
+            error = self._main.exception()
+            if error is not None:  # the worker died: no work must be routed here
+                return {
+                    "instance_id": str(self._instance_id),
+                    "state": "failed",
+                    "error": f"{type(error).__name__}: {error}",
+                }
         if self._worker is None:
             return {
                 "instance_id": str(self._instance_id),

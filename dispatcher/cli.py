@@ -15,6 +15,7 @@ from rich.table import Table
 from dispatcher.config import load_settings, require
 from dispatcher.errors import DispatcherError, ServiceError
 from dispatcher.services import Services
+from dispatcher.urls import redact
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,8 +26,8 @@ def _services(args: argparse.Namespace) -> int:
     services = Services(settings)
     if args.action == "up":
         urls = services.start()
-        console.print(f"redis:    {urls.redis_url}")
-        console.print(f"postgres: {urls.database_url}")
+        console.print(f"redis:    {redact(urls.redis_url)}")
+        console.print(f"postgres: {redact(urls.database_url)}")
         console.print(f"[dim]data under {settings.data_dir}; stop with: dispatcher services down")
     elif args.action == "down":
         services.redis.stop()
@@ -35,8 +36,8 @@ def _services(args: argparse.Namespace) -> int:
     else:
         redis_url = settings.redis_url or services.redis.url()
         database_url = settings.database_url or services.postgres.url()
-        console.print(f"redis:    {redis_url or 'not running'}")
-        console.print(f"postgres: {database_url or 'not running'}")
+        console.print(f"redis:    {redact(redis_url) if redis_url else 'not running'}")
+        console.print(f"postgres: {redact(database_url) if database_url else 'not running'}")
     return 0
 
 
@@ -302,6 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DispatcherError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
+    except Exception as exc:
+        # Ray's own errors (a coordinator that died, a timeout) are not ours, yet a user
+        # deserves one line, not a traceback; -v shows the rest in the log.
+        if type(exc).__module__.startswith("ray"):
+            logging.getLogger(__name__).debug("ray error", exc_info=True)
+            err_console.print(f"[red]error:[/red] ray: {type(exc).__name__}", highlight=False)
+            return 2
+        raise
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

@@ -232,6 +232,6 @@ def _dashboard(url: str | None) -> str:
 
 
 def _redacted(url: str) -> str:
-    from dispatcher.store.db import redact
+    from dispatcher.urls import redact
 
     return redact(url)

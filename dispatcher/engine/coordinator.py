@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from dispatcher.engine.batch import Batch, template_from_json
 from dispatcher.engine.config import EngineConfig
+from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
 from dispatcher.queue.streams import WorkQueue
 from dispatcher.store import Store
@@ -41,12 +42,19 @@ class InstanceFleet(Protocol):
         """The send rate the actor runs at now (after throttle cuts), if it reported one."""
         ...
 
+    def error_class(self, instance_id: UUID) -> str | None:
+        """The class of the error that stopped the actor's number, if one did."""
+        ...
+
 
 @dataclass(slots=True)
 class PortfolioState:
     gate: MessagingLimitGate
     blocked_until: float = 0.0
     """No new recipient fits before this (clock time): skip claiming for its numbers."""
+    held: bool = False
+    """Meta holds the portfolio (131064): none of its numbers gets work until one of them is
+    registered again."""
 
 
 DRAIN_CONSUMER = "coordinator-drain"
@@ -152,6 +160,21 @@ class CoordinatorCore:
             log.warning("instance %s cannot send: %d recipients rerouted", instance_id, requeued)
         return requeued
 
+    async def retry_dead_letters(self, job_id: str | None = None) -> dict[str, Any]:
+        """Dead-lettered messages (retries ran out; never accepted by Meta) go back to
+        pending and are routed again; their batches leave the dead-letter streams."""
+        ids: list[int] = []
+        for instance in await self._queue.instances():
+            for dead in await self._queue.dead_letters(instance, count=10_000):
+                if job_id in (None, dead.job_id, dead.dlq_id):
+                    ids.extend(int(d["recipient_id"]) for d in dead.batch.get("dead", []))
+        campaigns = await self._store.recipients.revive(ids) if ids else []
+        reopened = await self._store.campaigns.reopen(campaigns) if campaigns else 0
+        # Replayed batches find their rows pending (not in their claim): nothing is sent
+        # twice, and they are acked at once.
+        replayed = await self._queue.retry_dlq(job_id)
+        return {"retried": replayed, "revived": len(ids), "campaigns_reopened": reopened}
+
     # -- routing ------------------------------------------------------------------------
 
     async def _stream_depths(self, running: list[Campaign]) -> dict[UUID, int]:
@@ -181,6 +204,15 @@ class CoordinatorCore:
         now = self._clock()
         for instance in candidates:
             portfolio = await self._portfolio(instance.business_id)
+            if self._fleet.error_class(instance.id) == ErrorClass.PORTFOLIO_HOLD.value:
+                if not portfolio.held:
+                    log.error(
+                        "portfolio %s held by Meta (131064): its numbers get no work",
+                        instance.business_id,
+                    )
+                portfolio.held = True
+            if portfolio.held:
+                continue
             while depth.get(instance.id, 0) < self.config.queued_batches_per_instance:
                 if portfolio.blocked_until > now:
                     break
@@ -235,6 +267,9 @@ class CoordinatorCore:
         instance = await self._store.instances.get(instance_id)
         if instance is not None:
             self._instances[instance_id] = instance
+            state = self._portfolios.get(instance.business_id)
+            if state is not None:
+                state.held = False  # the operator acted on the number: try again
         return instance
 
     async def _portfolio(self, business_id: str) -> PortfolioState:
@@ -245,6 +280,11 @@ class CoordinatorCore:
             history = await self._store.portfolios.gate_history(
                 business_id, self._clock, window_s=window
             )
+            # Routed but not sent yet: their slots are taken too (a restarted coordinator
+            # must not hand them out again).
+            now = self._clock()
+            in_flight = await self._store.recipients.in_flight_for_portfolio(business_id)
+            history.extend((recipient, now - age) for recipient, age in in_flight)
             gate = MessagingLimitGate.from_history(
                 portfolio.limit, history, window_s=window, clock=self._clock
             )
@@ -260,15 +300,18 @@ class CoordinatorCore:
     async def _refresh_limits(self) -> None:
         """Apply tier changes (detected by an instance actor, or overridden) to the gates."""
         self._last_limits = self._clock()
-        for business_id, state in self._portfolios.items():
+        for business_id, state in list(self._portfolios.items()):
             portfolio = await self._store.portfolios.get(business_id)
-            if portfolio is not None and portfolio.limit != state.gate.limit:
-                if state.gate.limit is None:  # an unlimited gate tracked nobody: rebuild
-                    del self._portfolios[business_id]
-                    await self._portfolio(business_id)
-                else:
-                    state.gate.set_limit(portfolio.limit)
-                state.blocked_until = 0.0
+            if portfolio is None or portfolio.limit == state.gate.limit:
+                continue
+            if state.gate.limit is None:  # an unlimited gate tracked nobody: rebuild it
+                del self._portfolios[business_id]
+                rebuilt = await self._portfolio(business_id)
+                state.gate = rebuilt.gate  # the same state object: routing holds it
+                self._portfolios[business_id] = state
+            else:
+                state.gate.set_limit(portfolio.limit)
+            state.blocked_until = 0.0
 
     # -- what the coordinator shows ------------------------------------------------------
 

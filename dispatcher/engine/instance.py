@@ -40,6 +40,8 @@ class HeldJob:
     unsettled: int
     dead: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    grace: bool = False
+    """Some of its messages wait to learn whether a dead predecessor sent them."""
 
 
 class InstanceWorker:
@@ -119,9 +121,20 @@ class InstanceWorker:
             for task in loops:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            for task in list(self._background):
+                task.cancel()
             await self._flush()
             if self.pipeline.halted is not None:
-                await self._give_back()
+                if self._results:
+                    # Results not durable: acking now could lose them. The batches stay
+                    # held, and whoever reclaims them checks Postgres first.
+                    log.error(
+                        "instance %s: %d results unwritten; its batches stay on the queue",
+                        self.phone_number_id,
+                        len(self._results),
+                    )
+                else:
+                    await self._give_back()
 
     def stop(self) -> None:
         self._stopping = True
@@ -166,6 +179,7 @@ class InstanceWorker:
             await self._settle_job(job.job_id, held)
             return
         if ambiguous & moved:
+            held.grace = True
             task = asyncio.create_task(self._after_grace(job, batch, ambiguous & moved))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -187,6 +201,7 @@ class InstanceWorker:
         ]
         held = self._held.get(job.job_id)
         if held is not None:
+            held.grace = False
             held.unsettled -= len(ambiguous) - len(resend)  # settled by their webhooks
             if held.unsettled <= 0 and not resend:
                 await self._settle_job(job.job_id, held)
@@ -224,17 +239,22 @@ class InstanceWorker:
                 held.unsettled -= 1
                 if held.unsettled <= 0:
                     done.append(job_id)
+        # Settled earlier but not acked (an ack failed) are retried here too.
+        done.extend(j for j, h in self._held.items() if h.unsettled <= 0 and not h.grace)
         for job_id in dict.fromkeys(done):
-            await self._settle_job(job_id, self._held[job_id])
+            held = self._held.get(job_id)
+            if held is not None:
+                await self._settle_job(job_id, held)
 
     async def _settle_job(self, job_id: str, held: HeldJob) -> None:
-        self._held.pop(job_id, None)
         if held.dead:
             await self._queue.dead_letter(
                 self.instance_id, job_id, {**held.job.batch, "dead": held.dead}, held.reason
             )
         else:
             await self._queue.ack(self.instance_id, job_id)
+        # Forgotten only once acked: a failed ack leaves it held, settled at the next flush.
+        self._held.pop(job_id, None)
 
     async def _touch_loop(self) -> None:
         while True:
@@ -269,9 +289,10 @@ class InstanceWorker:
                 self._held.setdefault(job.job_id, HeldJob(job, 0))
         requeued = await self._store.recipients.requeue(ids) if ids else 0
         for job_id, held in list(self._held.items()):
-            self._held.pop(job_id)
+            if held.grace:
+                continue  # left for reclaim: its in-doubt messages are settled there
             await self._queue.ack(self.instance_id, job_id)
-            del held
+            self._held.pop(job_id)
         status = "portfolio held" if error.error_class is ErrorClass.PORTFOLIO_HOLD else "stopped"
         await self._store.instances.set_status(
             self.instance_id, InstanceStatus.ERROR, f"{status}: {error}"[:300]

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from dispatcher.engine.pacing import Pacer, Wait
 from dispatcher.meta.client import MetaClient
-from dispatcher.meta.error_codes import ErrorClass, Throttle
+from dispatcher.meta.error_codes import NETWORK_ERROR, ErrorClass, Throttle
 from dispatcher.meta.messages import MetaError, SendOk
 from dispatcher.policies.backoff import Backoff
 from dispatcher.store.models import SendOutcome, SendResult
@@ -178,6 +178,9 @@ class SendPipeline:
     async def _send(self, message: OutgoingMessage) -> None:
         try:
             result = await self._client.send_raw(self.phone_number_id, self._token, message.body)
+        except Exception as exc:  # never lose a message to a surprise: retry it as transient
+            log.exception("instance %s: send raised", self.phone_number_id)
+            result = MetaError(NETWORK_ERROR, code=None, message=type(exc).__name__)
         finally:
             self._slots.release()
         now = self._clock()

@@ -17,4 +17,5 @@ def verify(app_secret: str, body: bytes, header: str | None) -> bool:
     """True only for a well-formed header whose HMAC matches ``body`` (constant time)."""
     if not app_secret or not header or not header.startswith(PREFIX):
         return False
-    return hmac.compare_digest(sign(app_secret, body), header)
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a header is anyone's input.
+    return hmac.compare_digest(sign(app_secret, body).encode(), header.encode("utf-8", "replace"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -11,20 +10,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.errors import ConfigError, ServiceError
+from dispatcher.urls import redact
 
 log = logging.getLogger(__name__)
 
 SETTING = "DISPATCHER_REDIS_URL"
 CONNECT_TIMEOUT_S = 5.0
-
-
-def redact(url: str) -> str:
-    """The URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 async def connect_redis(url: str) -> aioredis.Redis:

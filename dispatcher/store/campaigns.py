@@ -155,6 +155,18 @@ class Campaigns:
         )
         return bool(result == "UPDATE 1")
 
+    async def reopen(self, campaign_ids: Sequence[UUID]) -> int:
+        """``completed`` -> ``running`` for campaigns given work again (revived dead letters)."""
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaigns
+            SET status = 'running', finished_at = NULL, updated_at = now()
+            WHERE id = ANY($1::uuid[]) AND status = 'completed'
+            """,
+            list(campaign_ids),
+        )
+        return int(result.split()[-1])
+
     async def reschedule(self, campaign_id: UUID, scheduled_at: datetime) -> bool:
         """Set the start time of a draft or scheduled campaign (it becomes ``scheduled``)."""
         result = await self._pool.execute(

@@ -12,21 +12,12 @@ import asyncpg
 import orjson
 
 from dispatcher.errors import ConfigError, ServiceError
+from dispatcher.urls import redact
 
 log = logging.getLogger(__name__)
 
 SETTING = "DISPATCHER_DATABASE_URL"
 CONNECT_TIMEOUT_S = 10.0
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for a log line or an error message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def with_database(url: str, database: str) -> str:

@@ -217,6 +217,49 @@ class Recipients:
         )
         return int(result.split()[-1])
 
+    async def revive(self, recipient_ids: Sequence[int]) -> list[UUID]:
+        """``failed`` -> ``pending`` for messages that never reached Meta (dead-lettered
+        after their retries ran out), so they are routed again; returns their campaigns.
+
+        A message Meta accepted (``sent_at`` set) stays failed: reviving it would send twice.
+        """
+        rows = await self._pool.fetch(
+            """
+            WITH locked AS (
+                SELECT id FROM whatsapp_campaign_recipients
+                WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+            )
+            UPDATE whatsapp_campaign_recipients r
+            SET status = 'pending', claim_id = NULL, error_code = NULL, error_message = NULL,
+                failed_at = NULL, updated_at = now()
+            FROM locked
+            WHERE r.id = locked.id AND r.status = 'failed' AND r.sent_at IS NULL
+            RETURNING r.campaign_id
+            """,
+            list(recipient_ids),
+        )
+        return sorted({row["campaign_id"] for row in rows})
+
+    async def in_flight_for_portfolio(self, business_id: str) -> list[tuple[str, float]]:
+        """``(recipient, seconds since it was routed)`` for messages routed but not yet sent
+        in running or paused campaigns that use any number of the portfolio: they hold a slot
+        of its 24 h window that the sent-contacts table does not show yet."""
+        rows = await self._pool.fetch(
+            """
+            SELECT coalesce(r.phone, r.user_id) AS recipient,
+                   extract(epoch FROM now() - coalesce(r.sending_at, r.queued_at, now()))::float8
+                       AS age_s
+            FROM whatsapp_campaigns c
+            JOIN whatsapp_campaign_recipients r
+              ON r.campaign_id = c.id AND r.status IN ('queued', 'sending')
+            WHERE c.status IN ('running', 'paused')
+              AND c.instance_ids && ARRAY(
+                  SELECT id FROM whatsapp_instances WHERE business_id = $1)
+            """,
+            business_id,
+        )
+        return [(row["recipient"], max(0.0, row["age_s"])) for row in rows]
+
     async def requeue_stale(self, campaign_id: UUID, older_than: timedelta) -> int:
         """Requeue a campaign's ``queued``/``sending`` rows untouched for ``older_than``.
 

@@ -68,6 +68,8 @@ async def test_a_campaign_over_three_numbers_sends_everything_once_within_every_
     done = await wait_until(lambda: finished(store, campaign.id), timeout_s=120)
 
     assert done.total_recipients == 5_000
+    failed = await store.recipients.page(campaign.id, status=RecipientStatus.FAILED, limit=5)
+    assert not failed, [(r.error_code, r.error_message, r.attempts) for r in failed]
     assert done.total_sent == 5_000
     assert done.total_failed == 0
     assert (done.pending, done.queued, done.sending) == (0, 0, 0)
