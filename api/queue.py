@@ -34,6 +34,9 @@ async def queue_action(request: Request) -> Response:
         given = await parse_json(request, QueueActionIn)
     except ApiError as exc:
         raise _unknown_choice(exc) from None
+    if given.action == "clear" and given.jobId is not None:
+        # clear empties the whole queue; a jobId suggests the caller meant something smaller.
+        raise ApiError(400, "bad_request", "clear takes no jobId: it empties the whole queue")
     result = await call(state.coordinator.queue_action, given.action, given.queue, given.jobId)
     log.info("queue %s: %s done (%s)", given.queue, given.action, result)
     body = QueueActionOut(action=given.action, queue=given.queue, result=result)

@@ -67,7 +67,8 @@ class InstanceIn(Input):
     """``POST /instances``: register (or re-register) a WhatsApp number."""
 
     phone_number_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    access_token: Annotated[str, StringConstraints(min_length=1, max_length=4_096)]
+    # Printable ASCII without spaces: it goes into an HTTP header as it is.
+    access_token: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,4096}$")]
     business_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     messaging_tier: (

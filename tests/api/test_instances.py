@@ -64,6 +64,8 @@ VALID = {"phone_number_id": "123456", "access_token": "t", "business_id": "biz-1
         ({k: v for k, v in VALID.items() if k != "phone_number_id"}, "phone_number_id"),
         ({k: v for k, v in VALID.items() if k != "business_id"}, "business_id"),
         ({**VALID, "access_token": ""}, "access_token"),
+        ({**VALID, "access_token": "abc\r\nX-Injected: 1"}, "access_token"),
+        ({**VALID, "access_token": "has space"}, "access_token"),
         ({**VALID, "phone_number_id": "12 34"}, "phone_number_id"),
         ({**VALID, "messaging_tier": "TIER_9"}, "messaging_tier"),
         ({**VALID, "messaging_tier": 1234}, "messaging_tier"),

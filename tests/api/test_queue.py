@@ -93,6 +93,7 @@ async def test_a_dead_letter_is_retried_then_cleared(
             "validation_error",
         ),
         ({"action": "retry_dlq", "queue": "campaigns", "extra": 1}, 422, "validation_error"),
+        ({"action": "clear", "queue": "campaigns", "jobId": "1-0"}, 400, "bad_request"),
     ],
 )
 async def test_bad_actions(

@@ -146,3 +146,7 @@ def test_sign_matches_the_documented_hmac() -> None:
     assert sign("secret", b"body") == (
         "sha256=dc46983557fea127b43af721467eb9b3fde2338fe3e14f51952aa8478c13d355"
     )
+
+
+def test_a_non_ascii_signature_header_is_refused_not_an_error() -> None:
+    assert not verify(APP_SECRET, b"{}", "sha256=\u00e9\u00e9")
