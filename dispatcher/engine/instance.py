@@ -263,6 +263,12 @@ class InstanceWorker:
                 continue
             try:
                 held = await self._queue.touch(self.instance_id, self._consumer, list(self._held))
+                # ...and their rows in Postgres: a long outage (breaker open) must not let the
+                # stale-row safety net hand them to another sender while we still hold them.
+                ids = [
+                    item[0] for h in self._held.values() for item in h.job.batch.get("items", [])
+                ]
+                await self._store.recipients.keep_alive(ids)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception:

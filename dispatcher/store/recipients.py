@@ -260,6 +260,18 @@ class Recipients:
         )
         return [(row["recipient"], max(0.0, row["age_s"])) for row in rows]
 
+    async def keep_alive(self, recipient_ids: Sequence[int]) -> int:
+        """Mark ``queued``/``sending`` rows as still in someone's hands (their ``updated_at``
+        is now), so :meth:`requeue_stale` leaves them alone; how many."""
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaign_recipients SET updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'sending')
+            """,
+            list(recipient_ids),
+        )
+        return int(result.split()[-1])
+
     async def requeue_stale(self, campaign_id: UUID, older_than: timedelta) -> int:
         """Requeue a campaign's ``queued``/``sending`` rows untouched for ``older_than``.
 

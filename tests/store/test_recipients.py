@@ -137,6 +137,24 @@ async def test_requeue_stale_gives_back_rows_stuck_in_flight(
     assert campaign.pending == 4
 
 
+async def test_rows_kept_alive_by_their_holder_are_not_stale(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(4)
+    claim = await store.recipients.claim_pending(world.campaign.id, 4)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    await store.pool.execute(
+        "UPDATE whatsapp_campaign_recipients SET updated_at = now() - interval '2 hours' "
+        "WHERE id = ANY($1::bigint[])",
+        ids,
+    )
+    assert await store.recipients.keep_alive(ids[:3]) == 3
+    assert await store.recipients.requeue_stale(world.campaign.id, timedelta(hours=1)) == 1
+    campaign = await assert_counters_exact(store, world.campaign.id)
+    assert (campaign.pending, campaign.queued) == (1, 3)
+
+
 async def test_listing_is_paginated_by_status(store: Store, make_world: MakeWorld) -> None:
     world = await make_world(7)
     await store.recipients.claim_pending(world.campaign.id, 3)
