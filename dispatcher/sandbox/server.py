@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -44,6 +45,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _favoured() -> None:
+    """Run the sandbox ahead of the processes it judges: when the machine is busy, a
+    descheduled judge stamps queued requests at once and sees bursts nobody sent. Needs
+    privileges; without them the sandbox runs at normal priority."""
+    with contextlib.suppress(OSError):
+        os.nice(-5)
+
+
 class SandboxProcess:
     """The sandbox in a child process on a free loopback port; stopped on exit."""
 
@@ -70,6 +79,7 @@ class SandboxProcess:
                 str(self._config_file),
             ],
             stdin=subprocess.DEVNULL,
+            preexec_fn=_favoured,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
