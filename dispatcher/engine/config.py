@@ -33,6 +33,13 @@ class EngineConfig:
     gate_margin_s: float = 3600.0
     """A routed message may go out this long after its slot is reserved; the 24 h
     messaging-limit window is widened by it so the slot is never reused too early."""
+    stale_after_s: float = 1800.0
+    """Recipients 'queued'/'sending' untouched this long lost their batch (a cleared queue)
+    and go back to pending. Batches held by a live actor are kept alive (touch_interval_s)."""
+    limits_refresh_s: float = 1.0
+    """How soon a detected or overridden messaging limit reaches the coordinator's gates."""
+    retry_after_s: float = 1.0
+    """Pause before a worker loop retries after Redis or Postgres failed it."""
     health_interval_s: float = 30.0
     stats_interval_s: float = 1.0
     backoff_base_s: float = 0.2

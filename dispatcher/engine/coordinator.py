@@ -59,10 +59,6 @@ class PortfolioState:
 
 DRAIN_CONSUMER = "coordinator-drain"
 MIN_BATCH = 10
-LIMITS_REFRESH_S = 1.0
-"""How soon a detected or overridden messaging limit reaches the gates."""
-STALE_AFTER = timedelta(minutes=30)
-"""Recipients 'queued'/'sending' untouched this long lost their batch (a cleared queue)."""
 
 
 class CoordinatorCore:
@@ -126,7 +122,7 @@ class CoordinatorCore:
                 campaign.id
             ):
                 log.info("campaign %s (%s) completed", campaign.name, campaign.id)
-        if self._clock() - self._last_limits >= LIMITS_REFRESH_S:
+        if self._clock() - self._last_limits >= self.config.limits_refresh_s:
             await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
             await self.recover(running)
@@ -139,7 +135,9 @@ class CoordinatorCore:
         )
         stale = 0
         for campaign in running or await self._store.campaigns.running():
-            stale += await self._store.recipients.requeue_stale(campaign.id, STALE_AFTER)
+            stale += await self._store.recipients.requeue_stale(
+                campaign.id, timedelta(seconds=self.config.stale_after_s)
+            )
         await self._refresh_limits()
         return {
             "requeued_batches": len(reclaimed.requeued),

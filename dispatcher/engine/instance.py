@@ -28,7 +28,6 @@ from dispatcher.store.models import InstanceStatus, RecipientStatus, SendResult
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_S = 1.0
 MIN_BACKLOG = 10
 
 
@@ -160,7 +159,7 @@ class InstanceWorker:
                 # Redis or Postgres hiccuped: a batch read but not started stays held here
                 # and comes back through recover_stuck; nothing is lost.
                 log.exception("instance %s: reading work failed; retrying", self.phone_number_id)
-                await asyncio.sleep(RETRY_AFTER_S)
+                await asyncio.sleep(self.config.retry_after_s)
 
     async def _start(self, job: Job) -> None:
         batch = Batch.from_json(job.batch)
@@ -216,7 +215,7 @@ class InstanceWorker:
                 raise
             except Exception:  # an ack failed: the batch stays held and is retried
                 log.exception("instance %s: settling batches failed", self.phone_number_id)
-                await asyncio.sleep(RETRY_AFTER_S)
+                await asyncio.sleep(self.config.retry_after_s)
 
     async def _flush(self) -> None:
         """Write results in one round trip, then ack the batches they settled."""
