@@ -4,6 +4,7 @@ real port, and the Meta sandbox posting its webhooks to that API. Real parts onl
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 import ray
 from pydantic import SecretStr
+from ray.exceptions import GetTimeoutError, RayError
 
 from actors.coordinator import coordinator_handle
 from api.app import create_app
@@ -146,9 +148,13 @@ def start_stack(
 
 
 def stop_stack(stack: Stack) -> None:
+    """Stop it all. A graceful shutdown that overruns on a busy machine is not a test
+    failure: whatever is left is killed, and the session's Ray goes with the process."""
     stack.api.stop()
     try:
-        ray.get(stack.coordinator.shutdown.remote(), timeout=60)
+        ray.get(stack.coordinator.shutdown.remote(), timeout=120)
+    except (GetTimeoutError, RayError):
+        logging.getLogger(__name__).warning("coordinator shutdown overran; killing it")
     finally:
         ray.kill(stack.coordinator, no_restart=True)
         stack.sandbox.stop()
