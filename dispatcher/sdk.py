@@ -13,6 +13,7 @@ with Dispatcher.connect() as d:           # a local deployment, or address="ray:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from datetime import datetime
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import ray
+from ray.exceptions import GetTimeoutError, RayError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dispatcher import operations
@@ -33,6 +35,8 @@ from dispatcher.store import Store
 from dispatcher.store.models import Campaign, CampaignStatus, Instance, NewRecipient
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+SHUTDOWN_TIMEOUT_S = 60.0
 
 FINAL = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
 
@@ -242,7 +246,10 @@ class Dispatcher:
             self._store = None
         stop = self._services is not None if shutdown is None else shutdown
         if stop:
-            ray.get(self.coordinator.shutdown.remote())
+            try:  # graceful: in-flight sends finish and their results are written
+                ray.get(self.coordinator.shutdown.remote(), timeout=SHUTDOWN_TIMEOUT_S)
+            except (GetTimeoutError, RayError):
+                log.warning("the coordinator did not stop in %ss; killing it", SHUTDOWN_TIMEOUT_S)
             ray.kill(self.coordinator, no_restart=True)
         if self._started_ray and stop:
             ray.shutdown()
