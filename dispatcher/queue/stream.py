@@ -216,23 +216,30 @@ class DurableStream:
         ]
 
     async def retry_dead(self, job_id: str | None = None) -> list[str]:
-        """Put dead letters back on the stream (all, or those whose job id or dead-letter id is
-        ``job_id``); returns the new job ids."""
+        """Put dead letters back on the stream (all, or those whose job id, else whose
+        dead-letter id, is ``job_id``); returns the new job ids.
+
+        Job ids and dead-letter ids are both stream ids, so one may equal the other's: an
+        original job id wins, and a dead-letter id is only tried when none matches.
+        """
         await self.ensure_group()
-        new_ids: list[str] = []
+        entries: list[DeadEntry] = []
         after = "-"
-        while True:
-            page = await self.dead_letters(count=500, after=after)
-            if not page:
-                return new_ids
-            for entry in page:
-                if job_id is None or job_id in (entry.job_id, entry.dlq_id):
-                    new_id = await self._scripts.retry(
-                        keys=[self.dlq_key, self.key], args=[entry.dlq_id, entry.payload]
-                    )
-                    if new_id is not None:
-                        new_ids.append(_text(new_id))
+        while page := await self.dead_letters(count=500, after=after):
+            entries.extend(page)
             after = page[-1].dlq_id
+        if job_id is not None:
+            entries = [e for e in entries if e.job_id == job_id] or [
+                e for e in entries if e.dlq_id == job_id
+            ]
+        new_ids: list[str] = []
+        for entry in entries:
+            new_id = await self._scripts.retry(
+                keys=[self.dlq_key, self.key], args=[entry.dlq_id, entry.payload]
+            )
+            if new_id is not None:
+                new_ids.append(_text(new_id))
+        return new_ids
 
     async def clear(self, *, dlq_only: bool = False) -> int:
         """Delete every job (waiting, in progress and dead-lettered, or only the dead letters);
