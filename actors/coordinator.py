@@ -19,6 +19,7 @@ import ray
 from actors.fleet import RayFleet
 from dispatcher.deployment import COORDINATOR_NAME, Deployment
 from dispatcher.engine.coordinator import CoordinatorCore
+from dispatcher.engine.webhook_handlers import WebhookContext, webhook_handlers
 from dispatcher.engine.webhooks import WebhookApplier
 from dispatcher.errors import QueueError
 from dispatcher.queue import Queues
@@ -55,7 +56,11 @@ class Coordinator:
         self._core = CoordinatorCore(
             self._store, self._queues.campaigns, self._fleet, self._deployment.engine
         )
-        self._applier = WebhookApplier(self._store, self._queues.webhooks)
+        self._applier = WebhookApplier(
+            self._store,
+            self._queues.webhooks,
+            handlers=webhook_handlers(WebhookContext(self._store, self._core, self._fleet)),
+        )
         # A restarted coordinator picks its running campaigns up where they were.
         for campaign in await self._store.campaigns.running():
             for instance_id in campaign.instance_ids:

@@ -1,12 +1,16 @@
-"""Meta's status webhooks: ``entry[].changes[].value.statuses[]`` as the store's updates.
+"""Meta's webhook payloads: ``entry[].changes[]`` as typed changes, statuses as store updates.
 
-Matched by wamid, or by ``biz_opaque_callback_data`` (the recipient id the dispatcher put in
-it), never by phone: a user may hide the phone behind a username (BSUID, 2026).
+A payload carries one or more entries (``entry[].id`` is the WhatsApp Business Account id),
+each with changes named by ``field``. Statuses (``field: messages``) are matched by wamid, or
+by ``biz_opaque_callback_data`` (the recipient id the dispatcher put in it), never by phone:
+a user may hide the phone behind a username (BSUID, 2026). The other fields (operational
+webhooks) are handed to the handlers in :mod:`dispatcher.engine.webhook_handlers`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,21 +23,57 @@ _STATUSES = {
     "failed": RecipientStatus.FAILED,
 }
 
+MESSAGES_FIELD = "messages"
 
-def statuses(payload: Any) -> Iterator[StatusUpdate]:
-    """Every message status in one webhook payload; anything else (messages, errors) skipped.
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One ``entry[].changes[]`` item: its ``field``, its ``value`` and the entry's id."""
+
+    field: str
+    value: dict[str, Any]
+    entry_id: str | None
+    """``entry[].id``: the WhatsApp Business Account (or, for some fields, business) id."""
+
+
+def changes(payload: Any) -> Iterator[Change]:
+    """Every change in one webhook payload, in order; items of the wrong shape skipped.
 
     Raises ``ValueError`` for a payload that is not Meta's shape at all.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise ValueError("not a WhatsApp webhook payload: no entry list")
     for entry in payload["entry"]:
-        for change in (entry or {}).get("changes") or []:
-            value = (change or {}).get("value") or {}
-            for raw in value.get("statuses") or []:
-                update = _status(raw)
-                if update is not None:
-                    yield update
+        if not isinstance(entry, dict):
+            continue
+        entry_id = entry.get("id")
+        for change in entry.get("changes") or []:
+            if not isinstance(change, dict):
+                continue
+            field, value = change.get("field"), change.get("value")
+            if isinstance(field, str) and isinstance(value, dict):
+                yield Change(field, value, str(entry_id) if entry_id is not None else None)
+
+
+def statuses(payload: Any) -> Iterator[StatusUpdate]:
+    """Every message status in one webhook payload; anything else skipped.
+
+    Raises ``ValueError`` for a payload that is not Meta's shape at all.
+    """
+    for change in changes(payload):
+        if change.field == MESSAGES_FIELD:
+            yield from change_statuses(change)
+
+
+def change_statuses(change: Change) -> Iterator[StatusUpdate]:
+    """The statuses of one ``messages`` change (``value.statuses[]``)."""
+    raw_statuses = change.value.get("statuses")
+    if not isinstance(raw_statuses, list):
+        return
+    for raw in raw_statuses:
+        update = _status(raw)
+        if update is not None:
+            yield update
 
 
 def _status(raw: Any) -> StatusUpdate | None:
