@@ -8,6 +8,7 @@ sandbox stay real in the tests that use them.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -69,13 +70,20 @@ async def run_clock(
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 20.0, poll_s: float = 0.02
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout_s: float = 20.0,
+    poll_s: float = 0.02,
 ) -> None:
-    """Until ``condition()`` holds (real time, generous bound)."""
+    """Until ``condition()`` (plain or awaitable) holds (real time, generous bound)."""
     deadline = time.monotonic() + timeout_s
-    while not await condition():
+    while not await _value(condition()):
         assert time.monotonic() < deadline, "the condition did not hold in time"
         await asyncio.sleep(poll_s)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return await result if inspect.isawaitable(result) else result
 
 
 @dataclass(frozen=True, slots=True)
