@@ -154,6 +154,7 @@ class Coordinator:
             "routed_batches": core.routed_batches,
             "routed_recipients": core.routed_recipients,
             "deferred_recipients": core.deferred_recipients,
+            "coordinator_ticks": core.ticks,
             "webhook_statuses_applied": self._applier.applied if self._applier else 0,
         }
 

@@ -84,6 +84,8 @@ class CoordinatorCore:
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
+        self.ticks = 0
+        """Rounds completed: lets an observer wait for the coordinator to have looked again."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class CoordinatorCore:
             await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
             await self.recover(running)
+        self.ticks += 1
 
     async def recover(self, running: list[Campaign] | None = None) -> dict[str, int]:
         """Reclaim batches of dead consumers; give back recipients whose batch vanished."""

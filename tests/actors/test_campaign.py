@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,10 +166,19 @@ async def test_pause_stops_routing_and_resume_finishes_the_campaign(
     paused = await wait_until(drained, timeout_s=60)
     assert paused.status is CampaignStatus.PAUSED
     assert paused.pending > 0
-    await asyncio.sleep(1.0)
+    # Nothing new while paused: the coordinator has gone round three more times and took
+    # nobody of this campaign, and nothing more was sent.
+    before: dict[str, Any] = await stack.coordinator.stats.remote()
+
+    async def looked_again() -> dict[str, Any] | None:
+        stats: dict[str, Any] = await stack.coordinator.stats.remote()
+        return stats if stats["coordinator_ticks"] >= before["coordinator_ticks"] + 3 else None
+
+    await wait_until(looked_again, timeout_s=30)
     still = await store.campaigns.get(campaign.id)
     assert still is not None
-    assert still.total_sent == paused.total_sent  # nothing new while paused
+    assert still.total_sent == paused.total_sent
+    assert (still.pending, still.in_flight) == (paused.pending, 0)
     assert await stack.coordinator.resume_campaign.remote(str(campaign.id))
     done = await wait_until(lambda: finished(store, campaign.id), timeout_s=90)
     assert done.total_sent == 2_000
