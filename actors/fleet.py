@@ -93,6 +93,18 @@ class RayFleet:
         rate = None if stats is None else stats.get("current_rate_mps")
         return float(rate) if isinstance(rate, int | float) and rate > 0 else None
 
+    async def redetect(self, instance_id: UUID) -> float | None:
+        """Ask the number's actor to read its facts again (a webhook announced a change)."""
+        handle = self._handles.get(instance_id)
+        if handle is None:
+            return None
+        try:
+            rate = await asyncio.wait_for(handle.redetect.remote(), 30.0)
+        except (RayError, TimeoutError) as exc:
+            log.warning("instance actor %s could not re-read its facts: %s", instance_id, exc)
+            return None
+        return None if rate is None else float(rate)
+
     async def restart(self, instance: Instance) -> None:
         """Replace the actor (new token, or back from an error)."""
         handle = self._handles.pop(instance.id, None)

@@ -22,8 +22,8 @@ from ray.util.metrics import Counter, Gauge
 
 from dispatcher.deployment import Deployment
 from dispatcher.engine.instance import InstanceWorker
+from dispatcher.engine.number_facts import read_number_facts
 from dispatcher.meta.client import MetaClient
-from dispatcher.meta.messages import MetaError
 from dispatcher.meta.transport import PoolConfig
 from dispatcher.queue import Queues
 from dispatcher.store import Store
@@ -123,28 +123,11 @@ class InstanceActor:
         )
 
     async def _detect(self, instance: Instance, token: str) -> float:
-        """Throughput and tier from the Graph API unless the operator set them."""
+        """The number's facts from the Graph API (see :mod:`dispatcher.engine.number_facts`)."""
         assert self._client is not None
         assert self._store is not None
-        throughput = instance.throughput_mps
-        try:
-            if throughput is None or instance.detected_tier is None:
-                info = await self._client.phone_number(instance.phone_number_id, token)
-                # The operator's throughput wins: only a number without one takes Meta's.
-                await self._store.instances.record_detection(
-                    instance.id,
-                    tier=info.messaging_tier,
-                    throughput_mps=info.throughput_mps if throughput is None else None,
-                )
-                throughput = throughput or info.throughput_mps
-            portfolio = await self._store.portfolios.ensure(instance.business_id)
-            if portfolio.override_tier is None and portfolio.detected_tier is None:
-                tier = await self._client.portfolio_limit(instance.business_id, token)
-                if tier is not None:
-                    await self._store.portfolios.record_detected(instance.business_id, tier)
-        except MetaError as exc:
-            log.warning("instance %s: detection failed: %s", instance.phone_number_id, exc)
-        return float(throughput or 80)
+        facts = await read_number_facts(self._client, self._store, instance, token)
+        return float(facts.throughput_mps or 80)
 
     # -- remote methods -----------------------------------------------------------------
 
@@ -178,6 +161,20 @@ class InstanceActor:
         with contextlib.suppress(asyncio.CancelledError):
             await self._main
         await self._close()
+
+    async def redetect(self) -> float | None:
+        """Read the number's facts again (a webhook announced a change: a throughput
+        upgrade, say) and send at the throughput found; the new rate, None if not running."""
+        if self._worker is None or self._store is None:
+            return None
+        instance = await self._store.instances.get(self._instance_id)
+        token = await self._store.instances.instance_token(self._instance_id)
+        if instance is None or token is None:
+            return None
+        throughput = await self._detect(instance, token)
+        self._worker.pacer.set_limit(throughput)
+        log.info("instance %s now sends at up to %.0f msg/s", instance.phone_number_id, throughput)
+        return throughput
 
     async def ping(self) -> str:
         return "pong"

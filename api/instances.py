@@ -12,13 +12,29 @@ from api.bodies import parse_json, parse_query
 from api.errors import ApiError, json_response
 from api.openapi import Operation
 from api.remote import STATS_TIMEOUT_S, call
-from api.schemas import InstanceDetail, InstanceIn, InstanceList, InstanceOut, InstancesQuery
+from api.schemas import (
+    InstanceDetail,
+    InstanceIn,
+    InstanceList,
+    InstanceOut,
+    InstancesQuery,
+    PortfolioLimitOut,
+)
 from api.state import app_state
 from dispatcher import operations
 from dispatcher.errors import ServiceError
-from dispatcher.store.models import Instance
+from dispatcher.store.models import Instance, Portfolio
 
 log = logging.getLogger(__name__)
+
+
+def portfolio_limit_json(portfolio: Portfolio) -> PortfolioLimitOut:
+    return PortfolioLimitOut(
+        business_id=portfolio.business_id,
+        tier=portfolio.override_tier or portfolio.detected_tier,
+        limit_source=portfolio.source,
+        limit_error=portfolio.limit_error,
+    )
 
 
 def instance_json(instance: Instance) -> InstanceOut:
@@ -36,6 +52,7 @@ async def register_instance(request: Request) -> Response:
         name=given.name,
         messaging_tier=given.tier(),
         throughput_mps=given.throughput_mps,
+        waba_id=given.waba_id,
     )
     # The actor picks up the new token and limits (and detects what was not given).
     await call(state.coordinator.refresh_instance, str(instance.id))
@@ -65,8 +82,11 @@ async def get_instance(request: Request) -> Response:
     except ServiceError as exc:
         log.warning("no live stats for instance %s: %s", instance_id, exc)
         stats = None
+    portfolio = await state.store.portfolios.get(instance.business_id)
     detail = InstanceDetail(
-        **instance_json(instance).model_dump(), stats=operations.json_safe(stats) if stats else None
+        **instance_json(instance).model_dump(),
+        stats=operations.json_safe(stats) if stats else None,
+        portfolio=None if portfolio is None else portfolio_limit_json(portfolio),
     )
     return json_response(detail.model_dump(mode="json"))
 

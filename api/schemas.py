@@ -25,6 +25,7 @@ from dispatcher.meta.tiers import MessagingTier
 from dispatcher.store.models import (
     CampaignStatus,
     InstanceStatus,
+    LimitSource,
     NewRecipient,
     RecipientStatus,
 )
@@ -83,6 +84,10 @@ class InstanceIn(Input):
     throughput_mps: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
         default=None, description="Messages per second; detected from the Graph API when absent."
     )
+    waba_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,32}$")] | None = Field(
+        default=None,
+        description="The number's WhatsApp Business Account id: Meta's webhooks name it.",
+    )
 
     @field_validator("messaging_tier")
     @classmethod
@@ -110,6 +115,22 @@ class InstanceOut(BaseModel):
     status_reason: str | None
     created_at: datetime
     updated_at: datetime
+    waba_id: str | None = None
+    display_phone_number: str | None = Field(
+        default=None, description="As the Graph API reports it (digits only)."
+    )
+
+
+class PortfolioLimitOut(BaseModel):
+    """A portfolio's messaging limit and where it came from."""
+
+    business_id: str
+    tier: MessagingTier | None = Field(description="null: not read yet, or unreadable")
+    limit_source: LimitSource | None = Field(
+        description="operator, graph_api, webhook, or unreadable (see limit_error); "
+        "null while not read yet"
+    )
+    limit_error: str | None = Field(description="The Graph API's error when unreadable")
 
 
 class InstanceDetail(InstanceOut):
@@ -117,6 +138,7 @@ class InstanceDetail(InstanceOut):
         description="The instance actor's live stats (limiter, breaker, counters); null when "
         "it is not running or did not answer in time."
     )
+    portfolio: PortfolioLimitOut | None = None
 
 
 class InstanceList(BaseModel):

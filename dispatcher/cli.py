@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dispatcher.config import load_settings, require
@@ -194,14 +195,18 @@ def _print_stats(stats: Mapping[str, Any]) -> None:
     console.print(instances)
 
     portfolios = Table(title="Portfolios (moving 24 h messaging limit)")
-    for column in ("business", "used", "limit", "blocked for"):
+    for column in ("business", "used", "limit", "source", "blocked for"):
         portfolios.add_column(column)
     for business, p in sorted((stats.get("portfolios") or {}).items()):
         limit = p.get("daily_limit")
+        source = str(p.get("limit_source") or "not read yet")
+        if p.get("limit_error"):
+            source = f"[red]{escape(source)}: {escape(str(p['limit_error']))}[/red]"
         portfolios.add_row(
             business,
             _num(p.get("daily_unique_used")),
             "unlimited" if limit is None else f"{limit:,}",
+            source,
             f"{p.get('blocked_for_s', 0)}s",
         )
     console.print(portfolios)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatcher.errors import ConfigError
+from dispatcher.meta.tiers import MessagingTier
 
 
 class Settings(BaseSettings):
@@ -33,7 +34,15 @@ class Settings(BaseSettings):
     verify_token: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_VERIFY_TOKEN")
     app_secret: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_APP_SECRET")
     graph_url: str = Field(default="https://graph.facebook.com", validation_alias="META_GRAPH_URL")
-    api_version: str = Field(default="v23.0", validation_alias="META_API_VERSION")
+    api_version: str = Field(default="v25.0", validation_alias="META_API_VERSION")
+    unreadable_limit: MessagingTier = MessagingTier.TIER_250
+    """The messaging limit assumed for a portfolio whose limit the Graph API would not give
+    (logged as an error and shown in stats, never silent)."""
+
+    @field_validator("unreadable_limit", mode="before")
+    @classmethod
+    def _tier(cls, value: object) -> object:
+        return MessagingTier.parse(value) if isinstance(value, str | int) else value
 
 
 def load_settings() -> Settings:

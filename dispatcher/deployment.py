@@ -5,7 +5,7 @@ Plain and picklable: the driver builds it once and Ray ships it to each actor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dispatcher.config import Settings
 from dispatcher.engine.config import EngineConfig
@@ -38,7 +38,7 @@ class Deployment:
             redis_url=urls.redis_url,
             graph_url=settings.graph_url,
             api_version=settings.api_version,
-            engine=engine or EngineConfig(),
+            engine=replace(engine or EngineConfig(), unreadable_limit=settings.unreadable_limit),
         )
 
     async def open(self, *, pool_size: int = 4) -> tuple[Store, Queues]:

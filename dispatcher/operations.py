@@ -38,8 +38,10 @@ async def register_instance(
     name: str = "",
     messaging_tier: MessagingTier | None = None,
     throughput_mps: int | None = None,
+    waba_id: str | None = None,
 ) -> Instance:
-    """Register (or update) a number; ``messaging_tier`` overrides its portfolio's limit.
+    """Register (or update) a number; ``messaging_tier`` overrides its portfolio's limit;
+    ``waba_id`` (its WhatsApp Business Account) maps Meta's webhooks to it.
 
     A re-registered number is active again (a new token after a 190, say).
     """
@@ -50,6 +52,7 @@ async def register_instance(
         name=name,
         messaging_tier=messaging_tier,
         throughput_mps=throughput_mps,
+        waba_id=waba_id,
     )
     if messaging_tier is not None:
         await store.portfolios.set_override(business_id, messaging_tier)

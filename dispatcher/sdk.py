@@ -122,6 +122,7 @@ class Dispatcher:
         name: str = "",
         messaging_tier: MessagingTier | str | None = None,
         throughput_mps: int | None = None,
+        waba_id: str | None = None,
     ) -> Instance:
         tier = MessagingTier.parse(messaging_tier) if messaging_tier is not None else None
         instance = self._run(
@@ -133,6 +134,7 @@ class Dispatcher:
                 name=name,
                 messaging_tier=tier,
                 throughput_mps=throughput_mps,
+                waba_id=waba_id,
             )
         )
         ray.get(self.coordinator.refresh_instance.remote(str(instance.id)))

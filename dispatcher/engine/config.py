@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dispatcher.engine.pacing import PacingConfig
+from dispatcher.meta.tiers import MessagingTier
 from dispatcher.meta.transport import PoolConfig, TransportKind
 
 
@@ -36,6 +37,8 @@ class EngineConfig:
     stale_after_s: float = 1800.0
     """Recipients 'queued'/'sending' untouched this long lost their batch (a cleared queue)
     and go back to pending. Batches held by a live actor are kept alive (touch_interval_s)."""
+    unreadable_limit: MessagingTier = MessagingTier.TIER_250
+    """Assumed for a portfolio whose limit could not be read (DISPATCHER_UNREADABLE_LIMIT)."""
     limits_refresh_s: float = 1.0
     """How soon a detected or overridden messaging limit reaches the coordinator's gates."""
     retry_after_s: float = 1.0

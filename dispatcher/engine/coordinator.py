@@ -19,10 +19,18 @@ from uuid import UUID
 from dispatcher.engine.batch import Batch, template_from_json
 from dispatcher.engine.config import EngineConfig
 from dispatcher.meta.error_codes import ErrorClass
+from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
 from dispatcher.queue.streams import WorkQueue
 from dispatcher.store import Store
-from dispatcher.store.models import Campaign, CampaignStatus, Instance, InstanceStatus
+from dispatcher.store.models import (
+    Campaign,
+    CampaignStatus,
+    Instance,
+    InstanceStatus,
+    LimitSource,
+    Portfolio,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,10 @@ class InstanceFleet(Protocol):
         """The class of the error that stopped the actor's number, if one did."""
         ...
 
+    async def redetect(self, instance_id: UUID) -> float | None:
+        """Have the number's actor read its facts again (limit, throughput); its new rate."""
+        ...
+
 
 @dataclass(slots=True)
 class PortfolioState:
@@ -55,6 +67,10 @@ class PortfolioState:
     held: bool = False
     """Meta holds the portfolio (131064): none of its numbers gets work until one of them is
     registered again."""
+    tier: MessagingTier | None = None
+    source: LimitSource | None = None
+    """Where the limit in force came from (operator, graph_api, webhook, unreadable)."""
+    limit_error: str | None = None
 
 
 DRAIN_CONSUMER = "coordinator-drain"
@@ -286,42 +302,70 @@ class CoordinatorCore:
             now = self._clock()
             in_flight = await self._store.recipients.in_flight_for_portfolio(business_id)
             history.extend((recipient, now - age) for recipient, age in in_flight)
+            tier = portfolio.tier_assuming(self.config.unreadable_limit)
             gate = MessagingLimitGate.from_history(
-                portfolio.limit, history, window_s=window, clock=self._clock
+                tier.limit, history, window_s=window, clock=self._clock
             )
             state = self._portfolios[business_id] = PortfolioState(gate)
+            self._describe(state, portfolio)
             log.info(
-                "portfolio %s: limit %s, %d recipients in the window",
+                "portfolio %s: limit %s (%s), %d recipients in the window",
                 business_id,
-                portfolio.limit if portfolio.limit is not None else "unlimited",
+                tier.value,
+                state.source or "not read yet",
                 gate.used(),
             )
         return state
 
+    def _describe(self, state: PortfolioState, portfolio: Portfolio) -> None:
+        state.tier = portfolio.tier_assuming(self.config.unreadable_limit)
+        state.source = portfolio.source
+        state.limit_error = portfolio.limit_error
+
     async def _refresh_limits(self) -> None:
         """Apply tier changes (detected by an instance actor, or overridden) to the gates."""
         self._last_limits = self._clock()
-        for business_id, state in list(self._portfolios.items()):
+        for business_id in list(self._portfolios):
             portfolio = await self._store.portfolios.get(business_id)
-            if portfolio is None or portfolio.limit == state.gate.limit:
-                continue
-            if state.gate.limit is None:  # an unlimited gate tracked nobody: rebuild it
-                del self._portfolios[business_id]
-                rebuilt = await self._portfolio(business_id)
-                state.gate = rebuilt.gate  # the same state object: routing holds it
-                self._portfolios[business_id] = state
-            else:
-                state.gate.set_limit(portfolio.limit)
-            state.blocked_until = 0.0
+            if portfolio is not None:
+                await self.apply_limit(portfolio)
+
+    async def apply_limit(self, portfolio: Portfolio) -> None:
+        """Move the portfolio's gate to the limit now in force, at once (a webhook announced
+        it, or a refresh found it); a portfolio not routed to yet is left for first use."""
+        state = self._portfolios.get(portfolio.business_id)
+        if state is None:
+            return
+        self._describe(state, portfolio)
+        limit = portfolio.tier_assuming(self.config.unreadable_limit).limit
+        if limit == state.gate.limit:
+            return
+        log.info(
+            "portfolio %s: limit now %s (%s)",
+            portfolio.business_id,
+            "unlimited" if limit is None else limit,
+            state.source,
+        )
+        if state.gate.limit is None:  # an unlimited gate tracked nobody: rebuild it
+            del self._portfolios[portfolio.business_id]
+            rebuilt = await self._portfolio(portfolio.business_id)
+            state.gate = rebuilt.gate  # the same state object: routing holds it
+            self._portfolios[portfolio.business_id] = state
+        else:
+            state.gate.set_limit(limit)
+        state.blocked_until = 0.0
 
     # -- what the coordinator shows ------------------------------------------------------
 
-    def portfolio_stats(self) -> dict[str, dict[str, int | None]]:
+    def portfolio_stats(self) -> dict[str, dict[str, int | str | None]]:
         return {
             business_id: {
                 "daily_unique_used": state.gate.used() if state.gate.limit is not None else None,
                 "daily_limit": state.gate.limit,
                 "blocked_for_s": max(0, int(state.blocked_until - self._clock())),
+                "tier": None if state.tier is None else state.tier.value,
+                "limit_source": None if state.source is None else state.source.value,
+                "limit_error": state.limit_error,
             }
             for business_id, state in self._portfolios.items()
         }

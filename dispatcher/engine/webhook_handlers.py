@@ -34,6 +34,8 @@ class WebhookContext:
 def webhook_handlers(context: WebhookContext) -> dict[str, Handler]:
     """The handler of each operational field. Inbound messages and unknown fields have
     none: their payloads are acknowledged (200) and dropped."""
-    del context  # each capability adds its entries below
+    from dispatcher.engine.account_webhooks import account_handlers
+
     handlers: dict[str, Handler] = {}
+    handlers.update(account_handlers(context))
     return handlers

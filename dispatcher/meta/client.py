@@ -30,8 +30,13 @@ from dispatcher.meta.transport import (
 log = logging.getLogger(__name__)
 
 DEFAULT_TRANSPORT = TransportKind.AIOHTTP
-PHONE_FIELDS = "messaging_limit_tier,throughput,quality_rating,verified_name"
-PORTFOLIO_FIELDS = "whatsapp_business_manager_messaging_limit"
+# Meta's Messaging Limits page (2026): the portfolio's limit is served on the PHONE NUMBER
+# node; the business node has no such field (Graph error 100). ``messaging_limit_tier`` is the
+# deprecated per-number field, answered only up to v23.0.
+LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
+LEGACY_TIER_FIELD = "messaging_limit_tier"
+PHONE_FIELDS = f"{LIMIT_FIELD},throughput,display_phone_number,verified_name,quality_rating"
+LEGACY_TIER_LAST_VERSION = (23, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +49,10 @@ class PhoneNumberInfo:
     throughput_mps: int | None
     """Messages per second; Meta reports a level (``STANDARD`` = 80, ``HIGH`` = 1,000)."""
     messaging_tier: MessagingTier | None
-    """The deprecated per-number field, still seen; prefer the portfolio's limit."""
+    """The portfolio's messaging limit as this number's node reports it; None if it did not
+    say (then ``limit_error`` says why)."""
+    display_phone_number: str | None = None
+    limit_error: str | None = None
 
 
 THROUGHPUT_LEVELS = {"STANDARD": 80, "HIGH": 1_000, "NOT_APPLICABLE": None}
@@ -69,6 +77,7 @@ class MetaClient:
         error_table: ErrorTable | None = None,
     ) -> None:
         self._base = f"{graph_url.rstrip('/')}/{api_version.strip('/')}"
+        self._legacy_tier = _version(api_version) <= LEGACY_TIER_LAST_VERSION
         self._transport = transport or make_transport(transport_kind, pool)
         self._errors = error_table or ErrorTable()
 
@@ -96,26 +105,27 @@ class MetaClient:
         return parse_send_response(status, answer, self._errors)
 
     async def phone_number(self, phone_number_id: str, token: str) -> PhoneNumberInfo:
-        """``GET /{phone_number_id}``: tier, throughput, quality and name; raises MetaError."""
-        data = await self._get(phone_number_id, token, PHONE_FIELDS)
+        """``GET /{phone_number_id}``: the portfolio's limit, throughput, display number,
+        quality and name, in one call; raises MetaError when the node cannot be read."""
+        fields = PHONE_FIELDS + (f",{LEGACY_TIER_FIELD}" if self._legacy_tier else "")
+        data = await self._get(phone_number_id, token, fields)
         throughput = data.get("throughput")
-        level = throughput.get("level") if isinstance(throughput, dict) else None
-        tier = data.get("messaging_limit_tier")
+        level = throughput.get("level") if isinstance(throughput, dict) else throughput
+        tier = _tier_or_none(data.get(LIMIT_FIELD))
+        if tier is None and self._legacy_tier:
+            tier = _tier_or_none(data.get(LEGACY_TIER_FIELD))
+        display = data.get("display_phone_number")
         return PhoneNumberInfo(
             phone_number_id=str(data.get("id", phone_number_id)),
             verified_name=data.get("verified_name"),
             quality_rating=data.get("quality_rating"),
             throughput_mps=THROUGHPUT_LEVELS.get(level) if isinstance(level, str) else None,
-            messaging_tier=_tier_or_none(tier),
+            messaging_tier=tier,
+            display_phone_number=display if isinstance(display, str) else None,
+            limit_error=None
+            if tier is not None
+            else f"{LIMIT_FIELD} missing or unknown: {data.get(LIMIT_FIELD)!r}"[:300],
         )
-
-    async def portfolio_limit(self, business_id: str, token: str) -> MessagingTier | None:
-        """The business portfolio's messaging limit, or None if Meta does not say."""
-        data = await self._get(business_id, token, PORTFOLIO_FIELDS)
-        value = data.get(PORTFOLIO_FIELDS)
-        if isinstance(value, dict):  # {"messaging_limit": "TIER_2K"} in some versions
-            value = value.get("messaging_limit") or value.get("tier")
-        return _tier_or_none(value)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -141,10 +151,34 @@ class MetaClient:
 
 
 def _tier_or_none(value: object) -> MessagingTier | None:
-    if value is None:
+    """A tier from what the Graph API wrote: ``"TIER_2K"``, ``2000``, or a dict around one
+    (``{"messaging_limit": "TIER_2K"}``, ``{"tier": ...}``, ``{"value": ...}``)."""
+    if isinstance(value, dict):
+        for key in ("messaging_limit", "tier", "value", "limit", "current_limit"):
+            if value.get(key) is not None:
+                return _tier_or_none(value[key])
         return None
+    if value is None or isinstance(value, bool):
+        return None
+    if value in (-1, "-1"):  # the legacy per-number field's "unlimited"
+        return MessagingTier.TIER_UNLIMITED
     try:
         return MessagingTier.parse(value if isinstance(value, int | str) else str(value))
     except ValueError:
         log.warning("unknown messaging limit %r from the Graph API", value)
         return None
+
+
+def parse_limit(value: object) -> MessagingTier | None:
+    """A messaging limit as Meta writes it anywhere (Graph API fields, webhooks)."""
+    return _tier_or_none(value)
+
+
+def _version(api_version: str) -> tuple[int, int]:
+    """``v23.0`` -> (23, 0); an unreadable version counts as current (no legacy field)."""
+    text = api_version.strip("/").lower().removeprefix("v")
+    major, _, minor = text.partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return 10**6, 0

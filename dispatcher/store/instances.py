@@ -14,7 +14,7 @@ from dispatcher.store.models import Instance, InstanceStatus
 # Never the token: it lives in whatsapp_instance_tokens and only instance_token() reads it.
 _COLUMNS = (
     "id, phone_number_id, business_id, name, messaging_tier, detected_tier, tier_detected_at, "
-    "throughput_mps, status, status_reason, created_at, updated_at"
+    "throughput_mps, status, status_reason, created_at, updated_at, waba_id, display_phone_number"
 )
 
 
@@ -36,6 +36,8 @@ def _instance(row: Mapping[str, Any]) -> Instance:
         status_reason=row["status_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        waba_id=row["waba_id"],
+        display_phone_number=row["display_phone_number"],
     )
 
 
@@ -54,6 +56,7 @@ class Instances:
         name: str = "",
         messaging_tier: MessagingTier | None = None,
         throughput_mps: int | None = None,
+        waba_id: str | None = None,
     ) -> Instance:
         """Register a number, or update it (same ``phone_number_id``), in one statement.
 
@@ -66,8 +69,9 @@ class Instances:
                 ON CONFLICT (business_id) DO NOTHING
             ), instance AS (
                 INSERT INTO whatsapp_instances
-                    (phone_number_id, business_id, name, messaging_tier, throughput_mps)
-                VALUES ($1, $2, $3, $4, $5)
+                    (phone_number_id, business_id, name, messaging_tier, throughput_mps,
+                     waba_id)
+                VALUES ($1, $2, $3, $4, $5, $7)
                 ON CONFLICT (phone_number_id) DO UPDATE
                 SET business_id = excluded.business_id,
                     name = excluded.name,
@@ -75,6 +79,7 @@ class Instances:
                                               whatsapp_instances.messaging_tier),
                     throughput_mps = coalesce(excluded.throughput_mps,
                                               whatsapp_instances.throughput_mps),
+                    waba_id = coalesce(excluded.waba_id, whatsapp_instances.waba_id),
                     updated_at = now()
                 RETURNING {_COLUMNS}
             ), token AS (
@@ -90,6 +95,7 @@ class Instances:
             None if messaging_tier is None else messaging_tier.value,
             throughput_mps,
             access_token,
+            waba_id,
         )
         return _instance(row)
 
@@ -122,6 +128,24 @@ class Instances:
         )
         return [_instance(row) for row in rows]
 
+    async def by_waba_id(self, waba_id: str) -> list[Instance]:
+        """The numbers of one WhatsApp Business Account (webhooks' ``entry[].id``)."""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM whatsapp_instances WHERE waba_id = $1 ORDER BY created_at",
+            waba_id,
+        )
+        return [_instance(row) for row in rows]
+
+    async def by_display_phone_number(self, display_phone_number: str) -> list[Instance]:
+        """The numbers shown as ``display_phone_number``. Stored and compared as digits: the
+        Graph API writes ``+1 555-078-3881`` where webhooks write ``15550783881``."""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM whatsapp_instances WHERE display_phone_number = $1 "
+            "ORDER BY created_at",
+            _digits(display_phone_number),
+        )
+        return [_instance(row) for row in rows]
+
     async def instance_token(self, instance_id: UUID) -> str | None:
         """The access token, for the instance actor's Graph API client only: never display it."""
         token: str | None = await self._pool.fetchval(
@@ -149,8 +173,9 @@ class Instances:
         *,
         tier: MessagingTier | None = None,
         throughput_mps: int | None = None,
+        display_phone_number: str | None = None,
     ) -> bool:
-        """What the Graph API reported for the number (``messaging_limit_tier``, ``throughput``).
+        """What the Graph API reported for the number (tier, ``throughput``, display number).
 
         A value left None is kept as it was. False when there is no such instance.
         """
@@ -160,11 +185,17 @@ class Instances:
             SET detected_tier = coalesce($2, detected_tier),
                 tier_detected_at = CASE WHEN $2::text IS NULL THEN tier_detected_at ELSE now() END,
                 throughput_mps = coalesce($3, throughput_mps),
+                display_phone_number = coalesce($4, display_phone_number),
                 updated_at = now()
             WHERE id = $1
             """,
             instance_id,
             None if tier is None else tier.value,
             throughput_mps,
+            None if display_phone_number is None else _digits(display_phone_number) or None,
         )
         return bool(result == "UPDATE 1")
+
+
+def _digits(phone: str) -> str:
+    return "".join(c for c in phone if c.isdigit())

@@ -76,6 +76,22 @@ class Instance:
     status_reason: str | None
     created_at: datetime
     updated_at: datetime
+    waba_id: str | None = None
+    """The WhatsApp Business Account: Meta's webhooks name it as ``entry[].id``."""
+    display_phone_number: str | None = None
+    """As the Graph API shows it (``15550783881``); quality webhooks name numbers by it."""
+
+
+class LimitSource(StrEnum):
+    """Where a portfolio's messaging limit came from."""
+
+    OPERATOR = "operator"
+    GRAPH_API = "graph_api"
+    """``whatsapp_business_manager_messaging_limit`` on a phone-number node."""
+    WEBHOOK = "webhook"
+    """``business_capability_update`` or ``phone_number_quality_update``."""
+    UNREADABLE = "unreadable"
+    """The Graph API refused to say (``limit_error``): a limit is assumed, loudly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +102,28 @@ class Portfolio:
     detected_tier: MessagingTier | None
     detected_at: datetime | None
     override_tier: MessagingTier | None
+    limit_source: LimitSource | None = None
+    """How ``detected_tier`` was learnt (or that it could not be); None: not read yet."""
+    limit_error: str | None = None
+    """The Graph API's answer when the limit could not be read (never a token)."""
+
+    @property
+    def source(self) -> LimitSource | None:
+        """Where the limit in force comes from; None while nobody has read it yet."""
+        if self.override_tier is not None:
+            return LimitSource.OPERATOR
+        if self.detected_tier is not None and self.limit_source is not LimitSource.UNREADABLE:
+            return self.limit_source or LimitSource.GRAPH_API
+        return self.limit_source
+
+    def tier_assuming(self, assumed: MessagingTier) -> MessagingTier:
+        """The tier in force, with ``assumed`` for a portfolio whose limit is not known."""
+        return self.override_tier or self.detected_tier or assumed
 
     @property
     def tier(self) -> MessagingTier:
         """The tier in force: the override, else the detected one, else a new portfolio's."""
-        return self.override_tier or self.detected_tier or MessagingTier.TIER_250
+        return self.tier_assuming(MessagingTier.TIER_250)
 
     @property
     def limit(self) -> int | None:

@@ -11,9 +11,9 @@ import asyncpg
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies import Clock
 from dispatcher.policies.messaging_limit import DAY_S
-from dispatcher.store.models import Portfolio
+from dispatcher.store.models import LimitSource, Portfolio
 
-_COLUMNS = "business_id, detected_tier, detected_at, override_tier"
+_COLUMNS = "business_id, detected_tier, detected_at, override_tier, limit_source, limit_error"
 
 
 def _tier(value: str | None) -> MessagingTier | None:
@@ -26,6 +26,8 @@ def _portfolio(row: Mapping[str, Any]) -> Portfolio:
         detected_tier=_tier(row["detected_tier"]),
         detected_at=row["detected_at"],
         override_tier=_tier(row["override_tier"]),
+        limit_source=None if row["limit_source"] is None else LimitSource(row["limit_source"]),
+        limit_error=row["limit_error"],
     )
 
 
@@ -69,18 +71,45 @@ class Portfolios:
         )
         return [_portfolio(row) for row in rows]
 
-    async def record_detected(self, business_id: str, tier: MessagingTier) -> Portfolio:
+    async def record_detected(
+        self,
+        business_id: str,
+        tier: MessagingTier,
+        source: LimitSource = LimitSource.GRAPH_API,
+    ) -> Portfolio:
         """The limit the Graph API (or a ``business_capability_update`` webhook) reported."""
         row = await self._pool.fetchrow(
             f"""
-            INSERT INTO whatsapp_portfolios (business_id, detected_tier, detected_at)
-            VALUES ($1, $2, now())
+            INSERT INTO whatsapp_portfolios
+                (business_id, detected_tier, detected_at, limit_source)
+            VALUES ($1, $2, now(), $3)
             ON CONFLICT (business_id) DO UPDATE
-            SET detected_tier = excluded.detected_tier, detected_at = now(), updated_at = now()
+            SET detected_tier = excluded.detected_tier, detected_at = now(),
+                limit_source = excluded.limit_source, limit_error = NULL, updated_at = now()
             RETURNING {_COLUMNS}
             """,
             business_id,
             tier.value,
+            source.value,
+        )
+        return _portfolio(row)
+
+    async def record_unreadable(self, business_id: str, error: str) -> Portfolio:
+        """The Graph API would not say the limit: keep its error (shown in stats). A limit
+        learnt before stays in force; a portfolio without one is marked unreadable."""
+        row = await self._pool.fetchrow(
+            f"""
+            INSERT INTO whatsapp_portfolios (business_id, limit_source, limit_error)
+            VALUES ($1, 'unreadable', $2)
+            ON CONFLICT (business_id) DO UPDATE
+            SET limit_error = excluded.limit_error,
+                limit_source = CASE WHEN whatsapp_portfolios.detected_tier IS NULL
+                                    THEN 'unreadable' ELSE whatsapp_portfolios.limit_source END,
+                updated_at = now()
+            RETURNING {_COLUMNS}
+            """,
+            business_id,
+            error[:500],
         )
         return _portfolio(row)
 
