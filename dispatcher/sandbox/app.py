@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dispatcher.sandbox.config import SandboxConfig
+from dispatcher.meta.tiers import MessagingTier
+from dispatcher.sandbox.config import NumberConfig, SandboxConfig
 from dispatcher.sandbox.simulator import Simulator
 
 
@@ -31,6 +32,40 @@ class FaultsUpdate(BaseModel):
     expire_token: str | None = None
     restore_token: str | None = None
     clear: bool = False
+
+
+class NewNumber(BaseModel):
+    """``POST /_sandbox/numbers``: a number (and its portfolio when new) added at run time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: NumberConfig
+    messaging_tier: MessagingTier | None = None
+
+
+class TierChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messaging_tier: MessagingTier
+    notify: bool = True
+    """Send the business_capability_update webhook, as Meta does on a change."""
+
+
+class Emit(BaseModel):
+    """``POST /_sandbox/webhooks``: one operational webhook (references: business capability,
+    phone number quality and account update webhooks; shapes as tests/meta/fixtures/)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: str = Field(min_length=1, max_length=64)
+    field: Literal["business_capability_update", "phone_number_quality_update", "account_update"]
+    value: dict[str, Any]
+
+
+class Upgrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    maintenance_s: float = Field(default=60.0, ge=0, le=600)
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -65,6 +100,7 @@ def create_app(simulator: Simulator) -> Starlette:
             request.path_params["node"],
             request.headers.get("authorization"),
             request.query_params.get("fields"),
+            request.path_params["version"],
         )
         return _json(status, payload)
 
@@ -148,6 +184,82 @@ def create_app(simulator: Simulator) -> Starlette:
     async def flush(_: Request) -> Response:
         return _json(200, {"flushed": await simulator.webhooks.flush()})
 
+    async def add_number(request: Request) -> Response:
+        try:
+            given = NewNumber.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        simulator.add_number(given.number, given.messaging_tier)
+        return _json(200, {"added": given.number.phone_number_id})
+
+    async def set_tier(request: Request) -> Response:
+        """A portfolio's limit changes; with ``notify``, Meta's business_capability_update
+        follows (business_capability_update webhook reference: the limit as a TIER string)."""
+        business_id = request.path_params["business_id"]
+        portfolio = simulator.portfolios.get(business_id)
+        if portfolio is None:
+            return _bad_request(f"unknown business_id {business_id!r}")
+        try:
+            given = TierChange.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        portfolio.messaging_tier = given.messaging_tier
+        if given.notify:
+            numbers = [n for n in simulator.numbers.values() if n.business_id == business_id]
+            entries = {simulator.entry_id(n) for n in numbers} or {business_id}
+            value = {
+                "max_daily_conversations_per_business": given.messaging_tier.value,
+                "max_phone_numbers_per_waba": 25,
+            }
+            for entry in sorted(entries):
+                await simulator.webhooks.post_change(entry, "business_capability_update", value)
+        return _json(200, {"business_id": business_id, "messaging_tier": given.messaging_tier})
+
+    async def emit(request: Request) -> Response:
+        """Post one operational webhook, signed, in Meta's ``entry[].changes[]`` shape."""
+        try:
+            given = Emit.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        if simulator.webhooks.config.url is None:
+            return _bad_request("no webhook url configured")
+        ok = await simulator.webhooks.post_change(given.entry_id, given.field, given.value)
+        return _json(200, {"delivered": ok})
+
+    async def upgrade(request: Request) -> Response:
+        """Throughput page, "Higher throughput": the number is in maintenance (131057 on
+        every call) for up to a minute, then ``phone_number_quality_update`` with
+        ``event: THROUGHPUT_UPGRADE`` announces it, and it sends up to 1,000 msg/s."""
+        pid = request.path_params["phone_number_id"]
+        if pid not in simulator.numbers:
+            return _bad_request(f"unknown phone_number_id {pid!r}")
+        try:
+            given = Upgrade.model_validate_json(await request.body() or b"{}")
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        simulator.start_upgrade(pid, given.maintenance_s)
+
+        async def finish() -> None:
+            await asyncio.sleep(given.maintenance_s)
+            number = simulator.finish_upgrade(pid)
+            tier = simulator.portfolios[number.business_id].messaging_tier
+            # Phone number quality webhook reference, THROUGHPUT_UPGRADE example; the
+            # portfolio's limit rides along (max_daily_conversations_per_business).
+            value = {
+                "display_phone_number": number.display_phone_number,
+                "event": "THROUGHPUT_UPGRADE",
+                "current_limit": tier.value,
+                "max_daily_conversations_per_business": tier.value,
+            }
+            await simulator.webhooks.post_change(
+                simulator.entry_id(number), "phone_number_quality_update", value
+            )
+
+        upgrades.add(asyncio.get_running_loop().create_task(finish()))
+        return _json(200, {"phone_number_id": pid, "maintenance_s": given.maintenance_s})
+
+    upgrades: set[asyncio.Task[None]] = set()
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         simulator.webhooks.start(simulator.numbers)
@@ -165,6 +277,12 @@ def create_app(simulator: Simulator) -> Starlette:
             Route("/_sandbox/reset", reset, methods=["POST"]),
             Route("/_sandbox/clock", clock, methods=["POST"]),
             Route("/_sandbox/flush", flush, methods=["POST"]),
+            Route("/_sandbox/numbers", add_number, methods=["POST"]),
+            Route("/_sandbox/portfolios/{business_id}/tier", set_tier, methods=["POST"]),
+            Route("/_sandbox/webhooks", emit, methods=["POST"]),
+            Route(
+                "/_sandbox/numbers/{phone_number_id}/throughput_upgrade", upgrade, methods=["POST"]
+            ),
             Route("/{version}/{node}/messages", messages, methods=["POST"]),
             Route("/{version}/{node}", node, methods=["GET"]),
         ],

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from dispatcher.sandbox.config import SandboxConfig
+from dispatcher.sandbox.config import NumberConfig, SandboxConfig
 
 
 class SandboxControl:
@@ -50,6 +50,36 @@ class SandboxControl:
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
+
+    async def add_number(self, number: NumberConfig, messaging_tier: str | None = None) -> None:
+        """Add a number (and its portfolio, when new, at ``messaging_tier``)."""
+        body = {"number": number.model_dump(mode="json"), "messaging_tier": messaging_tier}
+        (await self._client.post("/_sandbox/numbers", json=body)).raise_for_status()
+
+    async def set_tier(self, business_id: str, messaging_tier: str, notify: bool = True) -> None:
+        """Change a portfolio's limit; ``notify`` sends business_capability_update."""
+        response = await self._client.post(
+            f"/_sandbox/portfolios/{business_id}/tier",
+            json={"messaging_tier": messaging_tier, "notify": notify},
+        )
+        response.raise_for_status()
+
+    async def emit_webhook(self, entry_id: str, field: str, value: dict[str, Any]) -> bool:
+        """Post one operational webhook (signed); True when the endpoint answered 2xx."""
+        response = await self._client.post(
+            "/_sandbox/webhooks", json={"entry_id": entry_id, "field": field, "value": value}
+        )
+        response.raise_for_status()
+        return bool(response.json()["delivered"])
+
+    async def throughput_upgrade(self, phone_number_id: str, maintenance_s: float) -> None:
+        """131057 on every call for ``maintenance_s``, then the THROUGHPUT_UPGRADE webhook,
+        then 1,000 msg/s."""
+        response = await self._client.post(
+            f"/_sandbox/numbers/{phone_number_id}/throughput_upgrade",
+            json={"maintenance_s": maintenance_s},
+        )
+        response.raise_for_status()
 
     async def aclose(self) -> None:
         await self._client.aclose()

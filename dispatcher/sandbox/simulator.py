@@ -19,13 +19,22 @@ from typing import Any
 import orjson
 
 from dispatcher.meta.messages import BSUID_RE
+from dispatcher.meta.tiers import MessagingTier
 from dispatcher.sandbox.audit import Audit
-from dispatcher.sandbox.config import NumberConfig, SandboxConfig
+from dispatcher.sandbox.config import NumberConfig, PortfolioConfig, SandboxConfig
 from dispatcher.sandbox.limits import PairLimiter, SlidingWindowCounter, UniqueRecipientWindow
 from dispatcher.sandbox.webhooks import Accepted, WebhookSender
 
 PHONE_RE = re.compile(r"^\+?[1-9][0-9]{6,14}$")
-THROUGHPUT_LEVEL = {80: "STANDARD", 1000: "HIGH"}
+HIGH_THROUGHPUT_MPS = 1_000
+"""Throughput page, "Higher throughput": an upgraded number sends up to 1,000 msg/s and its
+node reports ``throughput.level`` HIGH; others report STANDARD."""
+LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
+LEGACY_TIER_FIELD = "messaging_limit_tier"
+LEGACY_TIER_LAST_VERSION = (23, 0)
+"""Messaging Limits page: ``messaging_limit_tier`` is deprecated and answered only up to
+v23.0; the portfolio's limit is ``whatsapp_business_manager_messaging_limit`` on the PHONE
+NUMBER node (the business node has no such field)."""
 
 JsonObject = dict[str, Any]
 Answer = tuple[int, JsonObject]
@@ -119,6 +128,8 @@ class Simulator:
             bid: UniqueRecipientWindow(config.messaging_window_s) for bid in self.portfolios
         }
         self.faults = Faults()
+        self.upgrading: dict[str, float] = {}
+        """Numbers in a throughput upgrade: maintenance until this sandbox-clock time."""
         old = getattr(self, "webhooks", None)
         if old is not None:
             old.clear()
@@ -157,6 +168,8 @@ class Simulator:
         self.audit.received(phone_number_id, now)
         if (denied := self._check_token(number, authorization)) is not None:
             return self._refuse(number, "", body, now, denied)
+        if (maintenance := self._maintenance(phone_number_id)) is not None:
+            return self._refuse(number, "", body, now, maintenance)
         parsed = self._parse(body)
         if not isinstance(parsed, ParsedSend):
             return self._refuse(number, "", body, now, parsed)
@@ -315,23 +328,42 @@ class Simulator:
 
     # -- node reads ---------------------------------------------------------------------
 
-    def node(self, node_id: str, authorization: str | None, fields: str | None) -> Answer:
-        """Answer ``GET /{version}/{phone_number_id or business_id}?fields=...``."""
+    def node(
+        self,
+        node_id: str,
+        authorization: str | None,
+        fields: str | None,
+        version: str = "v25.0",
+    ) -> Answer:
+        """Answer ``GET /{version}/{phone_number_id or business_id}?fields=...``.
+
+        A field the node does not have is Graph error 100 ("Tried accessing nonexisting
+        field"), as Meta answers it: the limit on the business node, the legacy tier after
+        v23.0 (Messaging Limits page).
+        """
         wanted = {f.strip() for f in (fields or "").split(",") if f.strip()}
         number = self.numbers.get(node_id)
         if number is not None:
             if (denied := self._check_token(number, authorization)) is not None:
                 return denied
+            if (maintenance := self._maintenance(node_id)) is not None:
+                return maintenance
             tier = self.portfolios[number.business_id].messaging_tier
+            high = number.throughput_mps >= HIGH_THROUGHPUT_MPS
             data: JsonObject = {
                 "id": number.phone_number_id,
                 "verified_name": number.verified_name,
                 "display_phone_number": number.display_phone_number,
                 "quality_rating": number.quality_rating,
-                "messaging_limit_tier": tier.value,
-                "throughput": {"level": THROUGHPUT_LEVEL.get(number.throughput_mps, "STANDARD")},
+                LIMIT_FIELD: tier.value,
+                "throughput": {"level": "HIGH" if high else "STANDARD"},
             }
-            return 200, _select(data, wanted)
+            absent = set()
+            if _version(version) <= LEGACY_TIER_LAST_VERSION:
+                data[LEGACY_TIER_FIELD] = tier.value
+            else:
+                absent.add(LEGACY_TIER_FIELD)
+            return _select(data, wanted, absent, "WhatsAppBusinessPhoneNumber")
         portfolio = self.portfolios.get(node_id)
         if portfolio is not None:
             tokens = {n.token for n in self.numbers.values() if n.business_id == node_id}
@@ -340,11 +372,8 @@ class Simulator:
                 return 401, meta_error(
                     190, "Invalid OAuth access token - Cannot parse access token"
                 )
-            data = {
-                "id": node_id,
-                "whatsapp_business_manager_messaging_limit": portfolio.messaging_tier.value,
-            }
-            return 200, _select(data, wanted)
+            absent = {LIMIT_FIELD, LEGACY_TIER_FIELD}
+            return _select({"id": node_id, "name": node_id}, wanted, absent, "Business")
         return 400, meta_error(
             100,
             f"Unsupported get request. Object with ID '{node_id}' does not exist",
@@ -352,8 +381,70 @@ class Simulator:
             error_type="GraphMethodException",
         )
 
+    # -- throughput upgrade (Throughput page, "Higher throughput") -----------------------
 
-def _select(data: JsonObject, wanted: set[str]) -> JsonObject:
+    def start_upgrade(self, phone_number_id: str, maintenance_s: float) -> None:
+        """The number goes into maintenance: every call answers 131057 until it ends."""
+        self.upgrading[phone_number_id] = self.now() + maintenance_s
+
+    def finish_upgrade(self, phone_number_id: str) -> NumberConfig:
+        """Maintenance over: the number sends up to 1,000 msg/s and reports HIGH."""
+        self.upgrading.pop(phone_number_id, None)
+        number = self.numbers[phone_number_id]
+        number.throughput_mps = HIGH_THROUGHPUT_MPS
+        return number
+
+    def _maintenance(self, phone_number_id: str) -> Answer | None:
+        """Error codes page, 131057: "Business Account is in maintenance mode. This could be
+        due to the account undergoing a throughput upgrade." Every call on the number gets it
+        while the upgrade runs (DESIGN.md, "Meta's limits": up to a minute)."""
+        until = self.upgrading.get(phone_number_id)
+        if until is None or self.now() >= until:
+            return None
+        return 500, meta_error(
+            131057,
+            "Account in maintenance mode",
+            "Business account is in maintenance mode. This could be due to the account "
+            "undergoing a throughput upgrade.",
+        )
+
+    def add_number(self, number: NumberConfig, tier: MessagingTier | None = None) -> None:
+        """A number (and its portfolio, if new) added at run time, fresh limits."""
+        self.numbers[number.phone_number_id] = number
+        self._throughput[number.phone_number_id] = SlidingWindowCounter(
+            self.config.throughput_window_s
+        )
+        self._pairs[number.phone_number_id] = PairLimiter(
+            self.config.pair_interval_s, self.config.pair_burst
+        )
+        if number.business_id not in self.portfolios:
+            self.portfolios[number.business_id] = PortfolioConfig(
+                business_id=number.business_id, messaging_tier=tier or MessagingTier.TIER_2K
+            )
+            self._unique[number.business_id] = UniqueRecipientWindow(self.config.messaging_window_s)
+        elif tier is not None:
+            self.portfolios[number.business_id].messaging_tier = tier
+
+    def entry_id(self, number: NumberConfig) -> str:
+        """``entry[].id`` of the number's webhooks: its WABA."""
+        return number.waba_id or number.business_id
+
+
+def _version(version: str) -> tuple[int, int]:
+    major, _, minor = version.strip("/").lower().removeprefix("v").partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return 10**6, 0
+
+
+def _select(data: JsonObject, wanted: set[str], absent: set[str], node_type: str) -> Answer:
+    """The fields asked for; one the node does not have is error 100, as Meta answers it."""
+    missing = sorted(wanted & absent)
+    if missing:
+        return 400, meta_error(
+            100, f"Tried accessing nonexisting field ({missing[0]}) on node type ({node_type})"
+        )
     if not wanted:
-        return data
-    return {key: value for key, value in data.items() if key == "id" or key in wanted}
+        return 200, data
+    return 200, {key: value for key, value in data.items() if key == "id" or key in wanted}

@@ -187,6 +187,21 @@ class WebhookSender:
         }
         return orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]})
 
+    async def post_change(self, entry_id: str, field: str, value: dict[str, Any]) -> bool:
+        """POST one operational webhook (not a status), signed, as Meta shapes it: one
+        ``entry`` (the WABA) with one change. True when the endpoint took it."""
+        if self.config.url is None:
+            return False
+        entry = {
+            "id": entry_id,
+            "time": int(self._wall()),
+            "changes": [{"value": value, "field": field}],
+        }
+        body = orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]})
+        before = self._audit.webhook_failures
+        await self._post(body, 0)
+        return self._audit.webhook_failures == before
+
     async def _post(self, body: bytes, count: int) -> None:
         assert self.config.url is not None
         if self._session is None:

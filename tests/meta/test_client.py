@@ -237,9 +237,10 @@ async def test_number_and_portfolio_facts(client: MetaClient, sandbox: SandboxCo
     assert info.throughput_mps == 1000
     assert info.messaging_tier is MessagingTier.TIER_UNLIMITED
     assert info.quality_rating == "GREEN"
-    assert await client.portfolio_limit("biz-small", "token-1001") is MessagingTier.TIER_250
+    small = await client.phone_number("1001", "token-1001")
+    assert small.messaging_tier is MessagingTier.TIER_250  # the portfolio's, on the number
     with pytest.raises(MetaError) as denied:
-        await client.portfolio_limit("biz-small", "token-2001")  # not a number of that portfolio
+        await client.phone_number("1001", "token-2001")  # another number's token
     assert denied.value.code == 190
 
 
