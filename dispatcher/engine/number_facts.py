@@ -49,13 +49,14 @@ async def read_number_facts(
             error,
         )
         return NumberFacts(instance.throughput_mps, LimitSource.UNREADABLE, error)
+    # The operator's throughput wins: only a number without one takes Meta's.
+    operator = instance.throughput_mps if instance.throughput_source == "operator" else None
     await store.instances.record_detection(
         instance.id,
-        # The operator's throughput wins: only a number without one takes Meta's.
-        throughput_mps=info.throughput_mps if instance.throughput_mps is None else None,
+        throughput_mps=info.throughput_mps if operator is None else None,
         display_phone_number=info.display_phone_number,
     )
-    throughput = instance.throughput_mps or info.throughput_mps
+    throughput = operator or info.throughput_mps or instance.throughput_mps
     if info.messaging_tier is None:
         error = info.limit_error or "no messaging limit in the answer"
         await store.portfolios.record_unreadable(instance.business_id, error)

@@ -14,7 +14,8 @@ from dispatcher.store.models import Instance, InstanceStatus
 # Never the token: it lives in whatsapp_instance_tokens and only instance_token() reads it.
 _COLUMNS = (
     "id, phone_number_id, business_id, name, messaging_tier, detected_tier, tier_detected_at, "
-    "throughput_mps, status, status_reason, created_at, updated_at, waba_id, display_phone_number"
+    "throughput_mps, status, status_reason, created_at, updated_at, waba_id, display_phone_number, "
+    "throughput_source"
 )
 
 
@@ -38,6 +39,7 @@ def _instance(row: Mapping[str, Any]) -> Instance:
         updated_at=row["updated_at"],
         waba_id=row["waba_id"],
         display_phone_number=row["display_phone_number"],
+        throughput_source=row["throughput_source"],
     )
 
 
@@ -70,8 +72,9 @@ class Instances:
             ), instance AS (
                 INSERT INTO whatsapp_instances
                     (phone_number_id, business_id, name, messaging_tier, throughput_mps,
-                     waba_id)
-                VALUES ($1, $2, $3, $4, $5, $7)
+                     waba_id, throughput_source)
+                VALUES ($1, $2, $3, $4, $5, $7,
+                        CASE WHEN $5::integer IS NULL THEN NULL ELSE 'operator' END)
                 ON CONFLICT (phone_number_id) DO UPDATE
                 SET business_id = excluded.business_id,
                     name = excluded.name,
@@ -80,6 +83,8 @@ class Instances:
                     throughput_mps = coalesce(excluded.throughput_mps,
                                               whatsapp_instances.throughput_mps),
                     waba_id = coalesce(excluded.waba_id, whatsapp_instances.waba_id),
+                    throughput_source = coalesce(excluded.throughput_source,
+                                                 whatsapp_instances.throughput_source),
                     updated_at = now()
                 RETURNING {_COLUMNS}
             ), token AS (
@@ -184,7 +189,10 @@ class Instances:
             UPDATE whatsapp_instances
             SET detected_tier = coalesce($2, detected_tier),
                 tier_detected_at = CASE WHEN $2::text IS NULL THEN tier_detected_at ELSE now() END,
-                throughput_mps = coalesce($3, throughput_mps),
+                throughput_mps = CASE WHEN throughput_source = 'operator' THEN throughput_mps
+                                      ELSE coalesce($3, throughput_mps) END,
+                throughput_source = CASE WHEN throughput_source = 'operator' OR $3 IS NULL
+                                         THEN throughput_source ELSE 'graph_api' END,
                 display_phone_number = coalesce($4, display_phone_number),
                 updated_at = now()
             WHERE id = $1

@@ -80,6 +80,8 @@ class Instance:
     """The WhatsApp Business Account: Meta's webhooks name it as ``entry[].id``."""
     display_phone_number: str | None = None
     """As the Graph API shows it (``15550783881``); quality webhooks name numbers by it."""
+    throughput_source: str | None = None
+    """``operator`` (given at registration: it wins) or ``graph_api`` (re-read on change)."""
 
 
 class LimitSource(StrEnum):

@@ -15,3 +15,9 @@ ALTER TABLE whatsapp_instances
 CREATE INDEX whatsapp_instances_waba ON whatsapp_instances (waba_id) WHERE waba_id IS NOT NULL;
 CREATE INDEX whatsapp_instances_display
     ON whatsapp_instances (display_phone_number) WHERE display_phone_number IS NOT NULL;
+
+-- An operator's throughput wins over Meta's level, and a detected one must be re-read after
+-- a throughput upgrade: tell them apart. Existing figures count as the operator's.
+ALTER TABLE whatsapp_instances
+    ADD COLUMN throughput_source text CHECK (throughput_source IN ('operator', 'graph_api'));
+UPDATE whatsapp_instances SET throughput_source = 'operator' WHERE throughput_mps IS NOT NULL;
