@@ -12,7 +12,8 @@ from dispatcher import operations
 from dispatcher.sandbox.config import NumberConfig
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.store import Store
-from dispatcher.store.models import Campaign, CampaignStatus, NewRecipient
+from dispatcher.store.models import Campaign, NewRecipient
+from tests.actors.test_campaign import finished
 from tests.stack import Stack, wait_until
 
 TEMPLATE = {"name": "hello_world", "language": "en_US", "components": []}
@@ -62,16 +63,8 @@ async def start(store: Store, stack: Stack, ids: list[uuid.UUID], size: int) -> 
     return campaign
 
 
-async def finished(store: Store, campaign_id: uuid.UUID) -> Campaign | None:
-    campaign = await store.campaigns.get(campaign_id)
-    assert campaign is not None
-    return campaign if campaign.status is CampaignStatus.COMPLETED else None
-
-
 async def portfolio_stats(stack: Stack, business: str) -> dict[str, Any]:
-    stats: dict[str, Any] = (await stack.coordinator.stats.remote())["portfolios"].get(
-        business, {}
-    )
+    stats: dict[str, Any] = (await stack.coordinator.stats.remote())["portfolios"].get(business, {})
     return stats
 
 
@@ -133,7 +126,7 @@ async def test_a_throughput_upgrade_mid_campaign_pauses_then_sends_faster(
     stack: Stack, store: Store
 ) -> None:
     control = SandboxControl(stack.sandbox.url)
-    business, ids, [pid] = await numbers(store, stack, control, [80], "TIER_UNLIMITED")
+    _, ids, [pid] = await numbers(store, stack, control, [80], "TIER_UNLIMITED")
     campaign = await start(store, stack, ids, 3_000)
 
     async def some_sent() -> bool:

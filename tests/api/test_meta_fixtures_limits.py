@@ -73,9 +73,10 @@ async def number(
 
     async def read() -> dict[str, Any] | None:
         found: dict[str, Any] = (await api.get(f"/instances/{instance_id}")).json()
-        ready = found["display_phone_number"] == display and (found.get("stats") or {}).get(
-            "state"
-        ) == "running"
+        ready = (
+            found["display_phone_number"] == display
+            and (found.get("stats") or {}).get("state") == "running"
+        )
         return found if ready else None
 
     found: dict[str, Any] = await wait_until(read, timeout_s=60)
