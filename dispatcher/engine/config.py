@@ -49,6 +49,9 @@ class EngineConfig:
     backoff_cap_s: float = 30.0
     max_attempts: int = 8
     max_in_flight: int = 64
+    maintenance_pause_s: float = 60.0
+    """131057 (number in maintenance, e.g. its throughput upgrade): Meta takes the number off
+    the platform for up to a minute; it sends nothing for this long, fails nothing."""
     transport: TransportKind = TransportKind.AIOHTTP
     pool: PoolConfig = field(default_factory=PoolConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)

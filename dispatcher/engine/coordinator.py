@@ -26,6 +26,7 @@ from dispatcher.store import Store
 from dispatcher.store.models import (
     Campaign,
     CampaignStatus,
+    ClaimedRecipient,
     Instance,
     InstanceStatus,
     LimitSource,
@@ -102,6 +103,7 @@ class CoordinatorCore:
         self.deferred_recipients = 0
         self.ticks = 0
         """Rounds completed: lets an observer wait for the coordinator to have looked again."""
+        self.suppressed_recipients = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -238,8 +240,11 @@ class CoordinatorCore:
                 )
                 if claim is None:
                     return
-                by_address = {r.address: r for r in claim.recipients}
-                reservation = portfolio.gate.reserve([r.address for r in claim.recipients])
+                claimed = await self._skip_suppressed(instance.business_id, claim.recipients)
+                if not claimed:
+                    continue
+                by_address = {r.address: r for r in claimed}
+                reservation = portfolio.gate.reserve([r.address for r in claimed])
                 if reservation.deferred:
                     held = [by_address[a].id for a in reservation.deferred]
                     await self._store.recipients.requeue(held)
@@ -259,6 +264,19 @@ class CoordinatorCore:
                 depth[instance.id] = depth.get(instance.id, 0) + 1
                 self.routed_batches += 1
                 self.routed_recipients += len(admitted)
+
+    async def _skip_suppressed(
+        self, business_id: str, claimed: list[ClaimedRecipient]
+    ) -> list[ClaimedRecipient]:
+        """Claimed recipients minus those the business suppressed for marketing (their rows
+        end ``suppressed``, never sent)."""
+        skipped = set(
+            await self._store.suppressions.skip_suppressed(business_id, [r.id for r in claimed])
+        )
+        if skipped:
+            self.suppressed_recipients += len(skipped)
+            log.info("business %s: %d suppressed recipients skipped", business_id, len(skipped))
+        return [r for r in claimed if r.id not in skipped]
 
     def _batch_size(self, instance: Instance) -> int:
         """About ``batch_seconds`` of the number's work: a slow number never holds a large

@@ -18,13 +18,20 @@ from uuid import UUID
 from dispatcher.engine.batch import Batch
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.pacing import Pacer
-from dispatcher.engine.pipeline import OutgoingMessage, PipelineConfig, SendPipeline
+from dispatcher.engine.pipeline import (
+    CampaignHold,
+    Event,
+    OutgoingMessage,
+    PipelineConfig,
+    SendPipeline,
+    Suppress,
+)
 from dispatcher.meta.client import MetaClient
 from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.policies.backoff import Backoff
 from dispatcher.queue.streams import Job, WorkQueue
 from dispatcher.store import Store
-from dispatcher.store.models import InstanceStatus, RecipientStatus, SendResult
+from dispatcher.store.models import CampaignStatus, InstanceStatus, RecipientStatus, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +86,12 @@ class InstanceWorker:
             ),
             on_settled=self._settled,
             on_dead=self._dead,
-            config=PipelineConfig(max_in_flight=self.config.max_in_flight),
+            config=PipelineConfig(
+                max_in_flight=self.config.max_in_flight,
+                maintenance_pause_s=self.config.maintenance_pause_s,
+            ),
             clock=clock,
+            on_event=self._event,
         )
         self._held: dict[str, HeldJob] = {}
         self._results: list[tuple[str, SendResult]] = []
@@ -100,6 +111,39 @@ class InstanceWorker:
             held.dead.append({"recipient_id": message.recipient_id, "address": message.address})
             held.reason = result.error_message or "retries exhausted"
         self._results.append((message.job_id, result))
+
+    def _event(self, event: Event) -> None:
+        """A campaign hold or a suppression: written in the background (the send path does
+        not wait on Postgres); both writes are idempotent."""
+        task = asyncio.create_task(self._apply_event(event))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _apply_event(self, event: Event) -> None:
+        for _ in range(30):
+            try:
+                if isinstance(event, CampaignHold):
+                    if await self._store.campaigns.hold(
+                        event.campaign_id, event.reason, event.kind
+                    ):
+                        log.error(
+                            "campaign %s held (%s): %s",
+                            event.campaign_id,
+                            event.kind,
+                            event.reason,
+                        )
+                elif isinstance(event, Suppress):
+                    instance = await self._store.instances.get(self.instance_id)
+                    if instance is not None:
+                        await self._store.suppressions.add(
+                            instance.business_id, [event.address], event.reason, "131050"
+                        )
+                return
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:
+                log.exception("instance %s: applying %s failed", self.phone_number_id, event)
+                await asyncio.sleep(self.config.retry_after_s)
 
     # -- the loops ----------------------------------------------------------------------
 
@@ -164,6 +208,12 @@ class InstanceWorker:
     async def _start(self, job: Job) -> None:
         batch = Batch.from_json(job.batch)
         ids = [item.recipient_id for item in batch.items]
+        campaign = await self._store.campaigns.get(batch.campaign_id)
+        if campaign is not None and campaign.status is CampaignStatus.HELD:
+            # Routed before its hold: nothing of it is sent; back to pending, no attempt used.
+            await self._store.recipients.requeue(ids)
+            await self._queue.ack(self.instance_id, job.job_id)
+            return
         ambiguous: set[int] = set()
         if job.deliveries > 0:
             before = await self._store.recipients.statuses(ids)
@@ -183,7 +233,14 @@ class InstanceWorker:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         messages = [
-            OutgoingMessage(i.recipient_id, job.job_id, i.address, batch.body(i), i.attempts)
+            OutgoingMessage(
+                i.recipient_id,
+                job.job_id,
+                i.address,
+                batch.body(i),
+                i.attempts,
+                campaign_id=batch.campaign_id,
+            )
             for i in items
             if i.recipient_id not in ambiguous
         ]
@@ -194,7 +251,14 @@ class InstanceWorker:
         await asyncio.sleep(self.config.ambiguity_grace_s)
         statuses = await self._store.recipients.statuses(sorted(ambiguous))
         resend = [
-            OutgoingMessage(i.recipient_id, job.job_id, i.address, batch.body(i), i.attempts)
+            OutgoingMessage(
+                i.recipient_id,
+                job.job_id,
+                i.address,
+                batch.body(i),
+                i.attempts,
+                campaign_id=batch.campaign_id,
+            )
             for i in batch.items
             if statuses.get(i.recipient_id) is RecipientStatus.SENDING
         ]
@@ -334,6 +398,17 @@ class InstanceWorker:
             "dead_lettered": pipeline.stats.dead,
             "errors_by_class": dict(pipeline.stats.errors_by_class),
             "errors_by_code": dict(pipeline.stats.errors_by_code),
+            "last_error": None
+            if pipeline.stats.last_error is None
+            else {
+                "code": pipeline.stats.last_error.code,
+                "subcode": pipeline.stats.last_error.subcode,
+                "message": pipeline.stats.last_error.message,
+                "details": pipeline.stats.last_error.details,
+                "error_class": pipeline.stats.last_error.error_class,
+            },
+            "paused_for_s": round(max(0.0, pipeline.paused_until - self._clock()), 1),
+            "requeued": pipeline.stats.requeued,
             "backlog": pipeline.backlog(),
             "in_flight": pipeline.in_flight(),
             "batches_held": len(self._held),

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from dispatcher.engine.first_sends import FirstSendsWatch
 from dispatcher.engine.pacing import Pacer, Wait
+from dispatcher.engine.retry import Action, RetryPolicy, RetryState, decide
 from dispatcher.meta.client import MetaClient
-from dispatcher.meta.error_codes import NETWORK_ERROR, ErrorClass, Throttle
+from dispatcher.meta.error_codes import NETWORK_ERROR, ErrorClass
 from dispatcher.meta.messages import MetaError, SendOk
 from dispatcher.policies.backoff import Backoff
 from dispatcher.store.models import SendOutcome, SendResult
@@ -41,6 +43,7 @@ class OutgoingMessage:
     """Sends tried so far, in earlier runs included."""
     throttled: int = 0
     previous_delay_s: float | None = None
+    campaign_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,40 @@ class PipelineConfig:
     max_throttle_retries: int = 50
     """Throttle answers do not use up attempts, but a message is not retried forever."""
     idle_wake_s: float = 0.5
+    maintenance_pause_s: float = 60.0
+    """131057: how long the number pauses (Meta: up to a minute off the platform)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    """The last error Meta answered this number with, as the stats show it."""
+
+    code: int | None
+    subcode: int | None
+    message: str
+    details: str | None
+    error_class: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignHold:
+    """A campaign must be held (its template cannot be sent, or its parameters are wrong)."""
+
+    campaign_id: UUID
+    reason: str
+    kind: str
+    """``template`` (released by the template status webhook) or ``parameters``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suppress:
+    """The user stopped marketing messages (131050): suppress ``address`` for marketing."""
+
+    address: str
+    reason: str
+
+
+Event = CampaignHold | Suppress
 
 
 @dataclass(slots=True)
@@ -59,11 +96,15 @@ class PipelineStats:
     dead: int = 0
     errors_by_class: Counter[str] = field(default_factory=Counter)
     errors_by_code: Counter[str] = field(default_factory=Counter)
+    requeued: int = 0
+    """Given back to pending without an attempt (campaign held)."""
+    last_error: LastError | None = None
     send_times: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
 
 Settle = Callable[[OutgoingMessage, SendResult], None]
 Dead = Callable[[OutgoingMessage, SendResult], None]
+OnEvent = Callable[[Event], None]
 
 
 class SendPipeline:
@@ -82,6 +123,7 @@ class SendPipeline:
         on_dead: Dead,
         config: PipelineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.phone_number_id = phone_number_id
@@ -93,6 +135,13 @@ class SendPipeline:
         self._on_dead = on_dead
         self.config = config or PipelineConfig()
         self._clock = clock
+        self._on_event = on_event or (lambda event: None)
+        self._policy = RetryPolicy(
+            backoff, self.config.max_throttle_retries, self.config.maintenance_pause_s
+        )
+        self.first_sends = FirstSendsWatch()
+        self.paused_until = 0.0
+        """131057: no send before this (clock time)."""
         self._ready: deque[OutgoingMessage] = deque()
         self._delayed: list[tuple[float, int, OutgoingMessage]] = []
         self._seq = itertools.count()
@@ -124,6 +173,9 @@ class SendPipeline:
         """Send until :meth:`stop` or a per-instance error; in-flight sends finish first."""
         try:
             while not self._should_stop():
+                if (pause := self.paused_until - self._clock()) > 0:
+                    await self._sleep(pause)
+                    continue
                 self._release_due()
                 if not self._ready:
                     await self._idle()
@@ -189,6 +241,7 @@ class SendPipeline:
             self.pacer.on_result(None, None, message.address)
             message.attempts += 1
             self.stats.sent += 1
+            self._watch(message, bad_parameter=False)
             self._on_settled(message, self._result(message, SendOutcome.SENT, wamid=result.wamid))
         else:
             self._on_error(message, result)
@@ -202,16 +255,34 @@ class SendPipeline:
         self.stats.errors_by_code[
             str(error.code if error.code is not None else error.http_status)
         ] += 1
-        if rule.error_class is ErrorClass.THROTTLE:
-            message.throttled += 1
-            if message.throttled > self.config.max_throttle_retries:
-                self._dead(message, error, "throttled too many times")
-            elif rule.throttle is Throttle.PAIR:
-                self._delay(message, self.pacer.pairs.wait_time(message.address))
-            else:
-                self._ready.appendleft(message)
-            return
-        if rule.error_class in (ErrorClass.PERMANENT_INSTANCE, ErrorClass.PORTFOLIO_HOLD):
+        self.stats.last_error = LastError(
+            error.code, error.subcode, str(error)[:500], error.details, rule.error_class.value
+        )
+        decision = decide(
+            rule,
+            RetryState(message.attempts, message.throttled, message.previous_delay_s),
+            self._policy,
+            pair_wait_s=self.pacer.pairs.wait_time(message.address),
+        )
+        message.attempts, message.throttled = decision.attempts, decision.throttled
+        action = decision.action
+        if action is Action.RETRY_NOW:
+            self._ready.appendleft(message)
+        elif action is Action.RETRY_AFTER:
+            assert decision.delay_s is not None
+            if rule.error_class is not ErrorClass.THROTTLE:
+                message.previous_delay_s = decision.delay_s
+                self.stats.retried += 1
+            self._delay(message, decision.delay_s)
+        elif action is Action.PAUSE_NUMBER:
+            assert decision.delay_s is not None
+            if self.paused_until <= self._clock():
+                log.warning(
+                    "instance %s paused %.0fs: %s", self.phone_number_id, decision.delay_s, error
+                )
+            self.paused_until = max(self.paused_until, self._clock() + decision.delay_s)
+            self._ready.appendleft(message)
+        elif action is Action.HALT_INSTANCE:
             if self.halted is None:
                 self.halted = error
                 log.error(
@@ -221,22 +292,58 @@ class SendPipeline:
                     rule.error_class.value,
                 )
             self._given_back.append(message)
-            return
-        message.attempts += 1
-        if rule.error_class is ErrorClass.PERMANENT_MESSAGE:
+        elif action is Action.HOLD_CAMPAIGN:
+            self._requeue(message, error)
+            self._hold(message.campaign_id, f"template: {error}"[:300], "template", error)
+        elif action is Action.FAIL:
             self.stats.failed += 1
             self._on_settled(message, self._failure(message, error))
+            if rule.suppress:
+                self._on_event(Suppress(message.address, str(error)[:300]))
+            self._watch(message, bad_parameter=rule.bad_parameter, error=error)
+        else:
+            self._dead(message, error, decision.why)
+
+    def _watch(
+        self, message: OutgoingMessage, *, bad_parameter: bool, error: MetaError | None = None
+    ) -> None:
+        """Feed the campaign's first-sends watch; most of them bad parameters: hold it."""
+        if message.campaign_id is None:
             return
-        limit = rule.max_attempts or self._backoff.max_attempts
-        delay = None
-        if message.attempts < limit:
-            delay = self._backoff.next_delay(message.attempts, message.previous_delay_s)
-        if delay is None:
-            self._dead(message, error, f"retries exhausted after {message.attempts} attempts")
+        if self.first_sends.record(message.campaign_id, bad_parameter) and error is not None:
+            reason = f"most of its first sends failed with a bad parameter: {error}"[:300]
+            self._hold(message.campaign_id, reason, "parameters", error)
+
+    def _hold(self, campaign_id: UUID | None, reason: str, kind: str, error: MetaError) -> None:
+        """Give back every message of the campaign in hand (no attempt used) and tell the
+        worker to hold it; nothing more of it is sent from here."""
+        if campaign_id is None:
             return
-        message.previous_delay_s = delay
-        self.stats.retried += 1
-        self._delay(message, delay)
+        for queue in (self._ready,):
+            keep = [m for m in queue if m.campaign_id != campaign_id]
+            for held in (m for m in queue if m.campaign_id == campaign_id):
+                self._requeue(held, error)
+            queue.clear()
+            queue.extend(keep)
+        delayed = [entry for entry in self._delayed if entry[2].campaign_id != campaign_id]
+        for _, _, held in (e for e in self._delayed if e[2].campaign_id == campaign_id):
+            self._requeue(held, error)
+        self._delayed = delayed
+        heapq.heapify(self._delayed)
+        self.first_sends.forget(campaign_id)
+        self._on_event(CampaignHold(campaign_id, reason, kind))
+
+    def _requeue(self, message: OutgoingMessage, error: MetaError) -> None:
+        self.stats.requeued += 1
+        self._on_settled(
+            message,
+            self._result(
+                message,
+                SendOutcome.REQUEUE,
+                error_code=error.code,
+                error_message=str(error)[:500],
+            ),
+        )
 
     def _dead(self, message: OutgoingMessage, error: MetaError, why: str) -> None:
         self.stats.dead += 1

@@ -13,7 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dispatcher.engine.error_webhooks import ErrorWebhooks
 from dispatcher.engine.webhooks import Handler
+from dispatcher.meta.webhooks import MESSAGES_FIELD, Change
 from dispatcher.store import Store
 
 if TYPE_CHECKING:
@@ -36,6 +38,35 @@ def webhook_handlers(context: WebhookContext) -> dict[str, Handler]:
     none: their payloads are acknowledged (200) and dropped."""
     from dispatcher.engine.account_webhooks import account_handlers
 
-    handlers: dict[str, Handler] = {}
-    handlers.update(account_handlers(context))
+    errors = ErrorWebhooks(context.store)
+    return merge(
+        account_handlers(context),
+        {
+            "message_template_status_update": errors.template_status,
+            "user_preferences": errors.user_preferences,
+            # Statuses are written by the applier; this only suppresses users failed with 131050.
+            MESSAGES_FIELD: errors.failed_statuses,
+        },
+    )
+
+
+def merge(*tables: dict[str, Handler]) -> dict[str, Handler]:
+    """One registry from several: a field named by more than one table runs each of its
+    handlers in turn (each is idempotent, so a retry after an outage may rerun them all)."""
+    found: dict[str, list[Handler]] = {}
+    for table in tables:
+        for field, handler in table.items():
+            found.setdefault(field, []).append(handler)
+    return {field: _chain(handlers) for field, handlers in found.items()}
+
+
+def _chain(handlers: list[Handler]) -> Handler:
+    if len(handlers) == 1:
+        return handlers[0]
+
+    async def run_all(change: Change) -> None:
+        for handler in handlers:
+            await handler(change)
+
+    return run_all
     return handlers

@@ -161,14 +161,17 @@ def parse_error(status: int, data: JsonObject | bytes, table: ErrorTable) -> Met
             rule, code=None, http_status=status, message=f"HTTP {status} without an error body"
         )
     code = _int_or_none(error.get("code"))
+    subcode = _int_or_none(error.get("error_subcode"))
     error_data = error.get("error_data")
-    details = error_data.get("details") if isinstance(error_data, dict) else None
+    raw_details = error_data.get("details") if isinstance(error_data, dict) else None
+    details = str(raw_details) if raw_details is not None else None
+    message = str(error.get("message") or "")
     return MetaError(
-        table.classify(code, status),
+        table.classify(code, status, subcode=subcode, message=message, details=details),
         code=code,
-        subcode=_int_or_none(error.get("error_subcode")),
-        message=str(error.get("message") or ""),
-        details=str(details) if details is not None else None,
+        subcode=subcode,
+        message=message,
+        details=details,
         fbtrace_id=error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None,
         http_status=status,
     )

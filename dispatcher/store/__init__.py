@@ -17,6 +17,7 @@ from dispatcher.store.migrate import migrate
 from dispatcher.store.outcomes import Outcomes
 from dispatcher.store.portfolios import Portfolios
 from dispatcher.store.recipients import Recipients
+from dispatcher.store.suppressions import Suppressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class Store:
     campaigns: Campaigns
     recipients: Recipients
     outcomes: Outcomes
+    suppressions: Suppressions
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Store:
@@ -40,6 +42,7 @@ class Store:
             campaigns=Campaigns(pool),
             recipients=Recipients(pool),
             outcomes=Outcomes(pool),
+            suppressions=Suppressions(pool),
         )
 
     @classmethod

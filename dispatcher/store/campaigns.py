@@ -14,20 +14,26 @@ from dispatcher.store.models import Campaign, CampaignStatus
 _COLUMNS = (
     "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
     "total_sent, total_delivered, total_read, total_failed, pending_count, queued_count, "
-    "sending_count, created_at, updated_at, started_at, finished_at"
+    "sending_count, created_at, updated_at, started_at, finished_at, hold_kind, total_suppressed"
 )
 
 S = CampaignStatus
 # Which statuses a campaign may move to each status from: the one table of the lifecycle.
 TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
     S.SCHEDULED: frozenset({S.DRAFT}),
-    S.RUNNING: frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED}),
+    S.RUNNING: frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED, S.HELD}),
     S.PAUSED: frozenset({S.RUNNING, S.SCHEDULED}),
+    S.HELD: frozenset({S.RUNNING}),
     S.COMPLETED: frozenset({S.RUNNING}),
-    S.CANCELLED: frozenset({S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED}),
-    S.FAILED: frozenset({S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED}),
+    S.CANCELLED: frozenset({S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED, S.HELD}),
+    S.FAILED: frozenset({S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED, S.HELD}),
 }
 FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
+
+# A stored template names its language as a string or as Meta's {"code": ...}.
+_TEMPLATE_MATCH = """template->>'name' = $1
+    AND ($2::text IS NULL
+         OR coalesce(template->'language'->>'code', template->>'language') = $2)"""
 
 
 def _campaign(row: Mapping[str, Any]) -> Campaign:
@@ -51,6 +57,8 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        hold_kind=row["hold_kind"],
+        total_suppressed=row["total_suppressed"],
     )
 
 
@@ -128,6 +136,7 @@ class Campaigns:
             UPDATE whatsapp_campaigns
             SET status = $2::whatsapp_campaign_status,
                 status_reason = $4,
+                hold_kind = NULL,
                 updated_at = now(),
                 started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now())
                                   ELSE started_at END,
@@ -141,6 +150,52 @@ class Campaigns:
             reason,
         )
         return bool(result == "UPDATE 1")
+
+    async def hold(self, campaign_id: UUID, reason: str, kind: str) -> bool:
+        """``running`` -> ``held`` with the reason, atomically; False if it was not running
+        (already held, paused, finished): holding twice is harmless."""
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaigns
+            SET status = 'held', status_reason = $2, hold_kind = $3, updated_at = now()
+            WHERE id = $1 AND status = 'running'
+            """,
+            campaign_id,
+            reason,
+            kind,
+        )
+        return bool(result == "UPDATE 1")
+
+    async def hold_template(self, name: str, language: str | None, reason: str) -> list[UUID]:
+        """Hold every running campaign that sends template ``name`` (in ``language``, or any
+        when None); the ids held."""
+        rows = await self._pool.fetch(
+            f"""
+            UPDATE whatsapp_campaigns
+            SET status = 'held', status_reason = $3, hold_kind = 'template', updated_at = now()
+            WHERE status = 'running' AND {_TEMPLATE_MATCH}
+            RETURNING id
+            """,
+            name,
+            language,
+            reason,
+        )
+        return [row["id"] for row in rows]
+
+    async def release_template(self, name: str, language: str | None) -> list[UUID]:
+        """``held`` -> ``running`` for campaigns held for template ``name`` (holds for bad
+        parameters stay: only the operator lifts those); the ids released."""
+        rows = await self._pool.fetch(
+            f"""
+            UPDATE whatsapp_campaigns
+            SET status = 'running', status_reason = NULL, hold_kind = NULL, updated_at = now()
+            WHERE status = 'held' AND hold_kind = 'template' AND {_TEMPLATE_MATCH}
+            RETURNING id
+            """,
+            name,
+            language,
+        )
+        return [row["id"] for row in rows]
 
     async def complete_if_settled(self, campaign_id: UUID) -> bool:
         """``running`` -> ``completed`` when no recipient is pending or in flight, atomically."""

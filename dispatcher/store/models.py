@@ -26,6 +26,8 @@ class RecipientStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    """The user stopped marketing messages for the business: never sent (final)."""
 
 
 WEBHOOK_STATUSES = frozenset(
@@ -38,6 +40,9 @@ class CampaignStatus(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     PAUSED = "paused"
+    HELD = "held"
+    """Meta will not send its template (or its parameters are wrong): nothing is routed,
+    nobody is failed; released by the template status webhook or the operator."""
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
@@ -161,6 +166,10 @@ class Campaign:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    hold_kind: str | None = None
+    """Why it is held: ``template`` or ``parameters``."""
+    total_suppressed: int = 0
+    """Recipients skipped: suppressed for marketing (not sent, not failed)."""
 
     @property
     def in_flight(self) -> int:

@@ -11,12 +11,16 @@ from dispatcher.meta.error_codes import (
     ErrorTable,
     Throttle,
 )
+from dispatcher.meta.messages import parse_error
 from dispatcher.meta.tiers import MessagingTier
 
-# DESIGN.md, "Meta's limits": the classes as Meta documents them.
+BAD_PARAMETER = [100, 131008, 131009, 132000, 132005, 132008, 132012]
+
+# DESIGN.md, "Meta's limits" (from Meta's Error codes page and pywa's errors.py).
 DESIGN = {
     ErrorClass.THROTTLE: [130429, 131056, 80007, 4, 131048],
-    ErrorClass.TRANSIENT: [1, 2, 131000, 131016],
+    ErrorClass.TRANSIENT: [1, 2, 131000, 131016, 133004],
+    ErrorClass.MAINTENANCE: [131057],
     ErrorClass.PERMANENT_MESSAGE: [
         131026,
         131047,
@@ -28,12 +32,27 @@ DESIGN = {
         130472,
         130497,
         131062,
-        100,
-        131008,
-        131009,
-        *range(132000, 132017),
+        130403,
+        131021,
+        131050,
+        *BAD_PARAMETER,
     ],
-    ErrorClass.PERMANENT_INSTANCE: [190, 131031, 368, 133010, 131005],
+    ErrorClass.PERMANENT_TEMPLATE: [132001, 132007, 132015, 132016, 131063],
+    ErrorClass.PERMANENT_INSTANCE: [
+        190,
+        0,
+        3,
+        10,
+        *range(200, 300),
+        33,
+        131031,
+        368,
+        133010,
+        131005,
+        131037,
+        131042,
+        131045,
+    ],
     ErrorClass.PORTFOLIO_HOLD: [131064],
 }
 
@@ -48,6 +67,32 @@ def test_every_documented_code_has_its_class(code, expected):
 
 def test_the_table_holds_exactly_the_documented_codes():
     assert set(ERROR_CODES) == {code for codes in DESIGN.values() for code in codes}
+
+
+def test_100_with_subcode_33_stops_the_number_other_subcodes_do_not():
+    table = ErrorTable()
+    assert table.classify(100, 400, subcode=33).error_class is ErrorClass.PERMANENT_INSTANCE
+    assert table.classify(100, 400).error_class is ErrorClass.PERMANENT_MESSAGE
+    assert table.classify(100, 400, subcode=2494010).error_class is ErrorClass.PERMANENT_MESSAGE
+    assert table.classify(131026, 400, subcode=33).error_class is ErrorClass.PERMANENT_MESSAGE
+
+
+def test_a_parsed_error_body_is_classified_with_its_subcode():
+    body = {"error": {"code": 100, "error_subcode": 33, "message": "Object does not exist"}}
+    assert parse_error(400, body, ErrorTable()).error_class is ErrorClass.PERMANENT_INSTANCE
+
+
+def test_bad_parameter_and_suppression_flags():
+    assert {c for c, r in ERROR_CODES.items() if r.bad_parameter} == set(BAD_PARAMETER)
+    assert {c for c, r in ERROR_CODES.items() if r.suppress} == {131050}
+
+
+def test_unknown_codes_are_logged_with_meta_message_and_details(caplog):
+    table = ErrorTable()
+    with caplog.at_level(logging.WARNING, logger="dispatcher.meta.error_codes"):
+        table.classify(555001, 400, message="Something new", details="what Meta said")
+    assert "what Meta said" in caplog.text
+    assert "Something new" in caplog.text
 
 
 def test_throttles_say_which_limit():
