@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import campaigns, health, instances, queue, recipients, webhook
+from api import campaigns, health, instances, queue, recipients, suppressions, webhook
 from api.errors import error_response, exception_handlers
 from api.openapi import Operation, openapi_route, operation_routes
 from api.state import AppState
@@ -28,6 +28,7 @@ OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
     *recipients.OPERATIONS,
     *queue.OPERATIONS,
+    *suppressions.OPERATIONS,
     *webhook.OPERATIONS,
     *health.OPERATIONS,
 ]

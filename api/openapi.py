@@ -43,7 +43,7 @@ ERRORS: dict[int, str] = {
 class Operation:
     """One method on one path: its handler and everything the document says about it."""
 
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "DELETE"]
     path: str
     """Under :data:`PREFIX` unless ``root``; ``{name}`` parameters are UUIDs."""
     endpoint: Endpoint

@@ -231,6 +231,10 @@ class CampaignOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    hold_kind: str | None = None
+    """When held: ``template`` (released by the template status webhook) or ``parameters``."""
+    total_suppressed: int = 0
+    """Recipients skipped: suppressed for marketing (never sent, not failed)."""
 
 
 class RecipientOut(BaseModel):

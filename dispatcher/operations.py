@@ -109,7 +109,7 @@ _TARGETS = {
 # Narrower than the store's table: "send" does not resume, "resume" does not start a draft.
 _ONLY_FROM = {
     Action.SEND: frozenset({CampaignStatus.DRAFT, CampaignStatus.SCHEDULED}),
-    Action.RESUME: frozenset({CampaignStatus.PAUSED}),
+    Action.RESUME: frozenset({CampaignStatus.PAUSED, CampaignStatus.HELD}),
 }
 
 
