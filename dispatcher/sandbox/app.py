@@ -17,6 +17,7 @@ from starlette.routing import Route
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.sandbox.config import NumberConfig, SandboxConfig
 from dispatcher.sandbox.simulator import Simulator
+from dispatcher.sandbox.template_control import routes as template_routes
 
 
 class FaultsUpdate(BaseModel):
@@ -283,6 +284,7 @@ def create_app(simulator: Simulator) -> Starlette:
             Route(
                 "/_sandbox/numbers/{phone_number_id}/throughput_upgrade", upgrade, methods=["POST"]
             ),
+            *template_routes(simulator),
             Route("/{version}/{node}/messages", messages, methods=["POST"]),
             Route("/{version}/{node}", node, methods=["GET"]),
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dispatcher.meta.tiers import MessagingTier
@@ -24,6 +26,9 @@ class NumberConfig(_Model):
     throughput_mps: int = Field(default=80, ge=1)
     undeliverable: list[str] = Field(default_factory=list)
     """Recipients whose messages are accepted, then fail with 131026 by webhook."""
+    failing: dict[str, int] = Field(default_factory=dict)
+    """Recipient -> error code: accepted, then failed by webhook with that code, as Meta
+    reports e.g. 131050 (user stopped marketing) asynchronously."""
     waba_id: str | None = None
 
 
@@ -39,6 +44,8 @@ class TemplateConfig(_Model):
     language: str = "en_US"
     category: str = "MARKETING"
     """AUTHENTICATION templates need a phone recipient (131062 for a BSUID)."""
+    status: Literal["APPROVED", "PAUSED", "DISABLED"] = "APPROVED"
+    """PAUSED answers 132015, DISABLED 132016 (Meta's Error codes page)."""
 
 
 class WebhookConfig(_Model):

@@ -209,6 +209,8 @@ class Simulator:
         fail_code = self._tier_check(number, recipient, now)
         if fail_code is None and recipient in number.undeliverable:
             fail_code = 131026
+        if fail_code is None:
+            fail_code = number.failing.get(recipient)
         self.audit.accepted(phone_number_id, callback_data)
         self.audit.answered(phone_number_id, recipient, body, 200, now)
         self.webhooks.schedule(Accepted(number, wamid, recipient, callback_data, fail_code))
@@ -313,6 +315,21 @@ class Simulator:
                 132001,
                 "Template name does not exist in the translation",
                 f"template name ({name[:64]}) does not exist",
+            )
+        # Meta's Error codes page: 132015 "Template is Paused" (low quality), 132016
+        # "Template is disabled" (paused too many times).
+        if template.status == "PAUSED":
+            return 400, meta_error(
+                132015,
+                "Template is Paused",
+                "Template is paused due to low quality so it cannot be sent in a template message",
+            )
+        if template.status == "DISABLED":
+            return 400, meta_error(
+                132016,
+                "Template is disabled",
+                "Template has been paused too many times due to low quality and is now "
+                "permanently disabled",
             )
         if template.category == "AUTHENTICATION" and BSUID_RE.match(recipient):
             return 400, meta_error(

@@ -40,6 +40,13 @@ FAILURES = {
         "Message undeliverable",
         "Unable to deliver message: the recipient cannot be reached.",
     ),
+    # Meta's Error codes page (131050), text as in its status webhooks.
+    131050: (
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+        "messages on WhatsApp from your business.",
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+        "messages on WhatsApp from your business.",
+    ),
     131049: (
         "This message was not delivered to maintain healthy ecosystem engagement.",
         "The business portfolio reached its messaging limit for the moving 24 h window.",
@@ -105,7 +112,9 @@ class WebhookSender:
         if message.callback_data is not None:
             payload["biz_opaque_callback_data"] = message.callback_data
         if status == "failed" and message.fail_code is not None:
-            title, details = FAILURES[message.fail_code]
+            title, details = FAILURES.get(
+                message.fail_code, ("Message failed to send", f"error {message.fail_code}")
+            )
             payload["errors"] = [
                 {
                     "code": message.fail_code,
