@@ -30,7 +30,7 @@ class SuppressionsQuery(Query):
     business_id: BusinessId | None = None
     address: Phone | Bsuid | None = None
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class SuppressionsIn(Input):

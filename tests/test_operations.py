@@ -11,8 +11,8 @@ from dispatcher.store.models import CampaignStatus as S
 def test_lifecycle_actions() -> None:
     assert allowed_from(Action.SEND) == {S.DRAFT, S.SCHEDULED}
     assert allowed_from(Action.PAUSE) == {S.RUNNING, S.SCHEDULED}
-    assert allowed_from(Action.RESUME) == {S.PAUSED}
-    assert allowed_from(Action.CANCEL) == {S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED}
+    assert allowed_from(Action.RESUME) == {S.PAUSED, S.HELD}
+    assert allowed_from(Action.CANCEL) == {S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED, S.HELD}
 
 
 def test_stats_view_is_json_safe_and_keyed_by_instance() -> None:

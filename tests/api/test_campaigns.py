@@ -229,8 +229,9 @@ async def test_lifecycle_of_a_running_campaign_held_by_its_portfolio_limit(
     api: httpx.AsyncClient,
 ) -> None:
     """A new portfolio may reach 250 new recipients a day: of 260, ten wait, so the campaign
-    stays running whatever the instance does. Its number is unknown to the sandbox: the 250
-    it sends fail for good (error 100), and the failure counters follow."""
+    stays running whatever the instance does. Its number is unknown to the sandbox (error 100
+    with subcode 33: the number does not exist), so the number stops and its work goes back
+    to pending: nobody is failed for it."""
     instance = await register(api, messaging_tier="TIER_250")
     campaign = await create_campaign(api, [instance["id"]], phones(260))
     path = f"/campaigns/{campaign['id']}"
@@ -242,13 +243,20 @@ async def test_lifecycle_of_a_running_campaign_held_by_its_portfolio_limit(
     assert error["details"]["status"] == "running"
     assert_error(await api.post(f"{path}/resume"), 409, "invalid_transition")
 
-    async def failed() -> dict[str, Any] | None:
-        body: dict[str, Any] = (await api.get(path)).json()
-        return body if body["total_failed"] == 250 else None
+    async def stopped() -> dict[str, Any] | None:
+        shown: dict[str, Any] = (await api.get(f"/instances/{instance['id']}")).json()
+        return shown if shown["status"] == "error" else None
 
-    settled = await wait_until(failed, timeout_s=60)
+    number = await wait_until(stopped, timeout_s=60)
+    assert "does not exist" in number["status_reason"]
+
+    async def given_back() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await api.get(path)).json()
+        return body if body["pending"] == 260 else None
+
+    settled = await wait_until(given_back, timeout_s=60)
     assert settled["status"] == "running"
-    assert settled["pending"] == 10
+    assert settled["total_failed"] == 0
     assert settled["total_sent"] == 0
 
     paused = await api.post(f"{path}/pause")
@@ -260,9 +268,4 @@ async def test_lifecycle_of_a_running_campaign_held_by_its_portfolio_limit(
     cancelled = await api.post(f"{path}/cancel")
     assert cancelled.json()["status"] == "cancelled"
     error = assert_error(await api.post(f"{path}/resume"), 409, "invalid_transition")
-    assert error["details"] == {"status": "cancelled", "allowed_from": ["paused"]}
-
-    failures = await api.get(f"{path}/recipients", params={"status": "failed", "limit": 1000})
-    items = failures.json()["items"]
-    assert len(items) == 250
-    assert {item["error_code"] for item in items} == {100}
+    assert error["details"] == {"status": "cancelled", "allowed_from": ["held", "paused"]}

@@ -79,7 +79,6 @@ async def test_an_expired_token_answers_190_until_restored(
     [
         ("+12", HELLO, 131009),  # not a phone number
         ("BR.not-a-bsuid!", HELLO, 131009),
-        (phone(5), Template("no_such_template", "en_US"), 132001),
         ("BR.1502576394655843", Template("otp_code", "en_US"), 131062),
     ],
 )
@@ -90,6 +89,18 @@ async def test_permanent_message_errors(
     assert isinstance(result, MetaError)
     assert result.code == code
     assert result.error_class is ErrorClass.PERMANENT_MESSAGE
+    assert result.details
+
+
+async def test_a_missing_template_is_a_template_error(
+    client: MetaClient, sandbox: SandboxControl
+) -> None:
+    """132001 holds the campaign (DESIGN.md, template class), never fails recipients."""
+    template = Template("no_such_template", "en_US")
+    result = await client.send_template("2001", "token-2001", phone(5), template)
+    assert isinstance(result, MetaError)
+    assert result.code == 132001
+    assert result.error_class is ErrorClass.PERMANENT_TEMPLATE
     assert result.details
 
 
@@ -118,6 +129,7 @@ async def test_unknown_number_is_graph_error_100(
     result = await client.send_template("404404", "token-2001", phone(6), HELLO)
     assert isinstance(result, MetaError)
     assert (result.code, result.subcode, result.http_status) == (100, 33, 400)
+    assert result.error_class is ErrorClass.PERMANENT_INSTANCE  # the number does not exist
 
 
 async def test_throughput_above_the_limit_answers_130429(

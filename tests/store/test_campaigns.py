@@ -21,6 +21,7 @@ async def _in(store: Store, status: CampaignStatus) -> uuid.UUID:
         S.SCHEDULED: [S.SCHEDULED],
         S.RUNNING: [S.RUNNING],
         S.PAUSED: [S.RUNNING, S.PAUSED],
+        S.HELD: [S.RUNNING, S.HELD],
         S.COMPLETED: [S.RUNNING, S.COMPLETED],
         S.CANCELLED: [S.CANCELLED],
         S.FAILED: [S.FAILED],

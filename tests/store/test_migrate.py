@@ -29,7 +29,7 @@ async def test_migrations_apply_once_even_with_concurrent_starters(
             tables = await conns[0].fetchval(
                 "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'whatsapp_%'"
             )
-            assert tables == 6
+            assert tables == 7  # 0003: whatsapp_suppressions
         finally:
             for conn in conns:
                 await conn.close()
