@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from dispatcher.engine.batch import Batch
+from dispatcher.engine.batch import Batch, BatchItem
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.pacing import Pacer
 from dispatcher.engine.pipeline import (
@@ -48,6 +48,17 @@ class HeldJob:
     reason: str = ""
     grace: bool = False
     """Some of its messages wait to learn whether a dead predecessor sent them."""
+
+
+def _message(job: Job, batch: Batch, item: BatchItem) -> OutgoingMessage:
+    return OutgoingMessage(
+        item.recipient_id,
+        job.job_id,
+        item.address,
+        batch.body(item),
+        item.attempts,
+        campaign_id=batch.campaign_id,
+    )
 
 
 class InstanceWorker:
@@ -232,18 +243,7 @@ class InstanceWorker:
             task = asyncio.create_task(self._after_grace(job, batch, ambiguous & moved))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        messages = [
-            OutgoingMessage(
-                i.recipient_id,
-                job.job_id,
-                i.address,
-                batch.body(i),
-                i.attempts,
-                campaign_id=batch.campaign_id,
-            )
-            for i in items
-            if i.recipient_id not in ambiguous
-        ]
+        messages = [_message(job, batch, i) for i in items if i.recipient_id not in ambiguous]
         self.pipeline.submit(messages)
 
     async def _after_grace(self, job: Job, batch: Batch, ambiguous: set[int]) -> None:
@@ -251,14 +251,7 @@ class InstanceWorker:
         await asyncio.sleep(self.config.ambiguity_grace_s)
         statuses = await self._store.recipients.statuses(sorted(ambiguous))
         resend = [
-            OutgoingMessage(
-                i.recipient_id,
-                job.job_id,
-                i.address,
-                batch.body(i),
-                i.attempts,
-                campaign_id=batch.campaign_id,
-            )
+            _message(job, batch, i)
             for i in batch.items
             if statuses.get(i.recipient_id) is RecipientStatus.SENDING
         ]
