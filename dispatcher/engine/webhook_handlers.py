@@ -69,4 +69,3 @@ def _chain(handlers: list[Handler]) -> Handler:
             await handler(change)
 
     return run_all
-    return handlers
