@@ -208,6 +208,11 @@ class SendPipeline:
     def _should_stop(self) -> bool:
         return self._stopping or self.halted is not None
 
+    def end_pause(self) -> None:
+        """The number is back before its 131057 pause ran out (Meta's webhook said so)."""
+        self.paused_until = 0.0
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()

@@ -135,7 +135,6 @@ async def test_a_throughput_upgrade_mid_campaign_pauses_then_sends_faster(
 
     await wait_until(some_sent, timeout_s=60)
     await control.throughput_upgrade(pid, maintenance_s=5.0)
-    upgraded_at = time.monotonic() + 5.0
 
     async def faster() -> bool:
         stats = await stack.coordinator.instance_stats.remote(str(ids[0]))
@@ -146,6 +145,7 @@ async def test_a_throughput_upgrade_mid_campaign_pauses_then_sends_faster(
     assert (done.total_sent, done.total_failed) == (3_000, 0)
     audit = await control.audit()
     assert audit["numbers"][pid]["errors"].get("131057", 0) > 0, audit["numbers"][pid]
-    # At 80 msg/s the rest would take about 30 s; upgraded it takes far less.
-    assert time.monotonic() - upgraded_at < 25
+    # Faster: Meta (the sandbox) saw more than the old 80 in some second after the upgrade.
+    assert audit["numbers"][pid]["max_received_per_s"] > 80, audit["numbers"][pid]
+    assert audit["duplicate_sends"] == 0
     await control.aclose()
