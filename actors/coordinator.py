@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import ray
 
@@ -53,26 +55,23 @@ class Coordinator:
             log.exception("coordinator cannot open its connections")
             self._ready.set()
             return
+        # One active coordinator per database: this one acts only while it holds the lease;
+        # another `dispatcher serve` on the same database stands by and takes over.
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self._core = CoordinatorCore(
-            self._store, self._queues.campaigns, self._fleet, self._deployment.engine
+            self._store, self._queues.campaigns, self._fleet, self._deployment.engine, holder=holder
         )
         self._applier = WebhookApplier(
             self._store,
             self._queues.webhooks,
             handlers=webhook_handlers(WebhookContext(self._store, self._core, self._fleet)),
         )
-        # A restarted coordinator picks its running campaigns up where they were.
-        for campaign in await self._store.campaigns.running():
-            for instance_id in campaign.instance_ids:
-                instance = await self._store.instances.get(instance_id)
-                if instance is not None:
-                    await self._fleet.ensure(instance)
+        applier = self._applier
+        self._core.webhook_watermark = lambda: applier.watermark_s
         self._tasks = [
-            asyncio.create_task(
-                self._loop(self._core.tick, self._deployment.engine.route_interval_s)
-            ),
+            asyncio.create_task(self._loop(self._tick, self._deployment.engine.route_interval_s)),
             asyncio.create_task(self._loop(self._poll, self._deployment.engine.stats_interval_s)),
-            asyncio.create_task(self._applier.run()),
+            asyncio.create_task(self._apply_webhooks()),
         ]
         self._ready.set()
         log.info("coordinator ready")
@@ -87,8 +86,50 @@ class Coordinator:
                 log.exception("coordinator step %s failed", getattr(step, "__name__", step))
             await asyncio.sleep(interval_s)
 
+    async def _tick(self) -> None:
+        assert self._core is not None
+        assert self._store is not None
+        was_active = self._core.active
+        await self._core.keep_lease()
+        if self._core.active and not was_active:
+            # Active now (first start, a restart, or a takeover): pick the running
+            # campaigns up where they were.
+            for campaign in await self._store.campaigns.running():
+                for instance_id in campaign.instance_ids:
+                    instance = await self._store.instances.get(instance_id)
+                    if instance is not None:
+                        await self._fleet.ensure(instance)
+        elif was_active and not self._core.active:
+            # Another coordinator holds the lease: our actors would compete with its own
+            # (their epochs fence them anyway).
+            await self._fleet.stop_all()
+        await self._core.tick()
+
+    async def _apply_webhooks(self) -> None:
+        """Statuses are applied by the active coordinator alone: its watermark is then the
+        whole deployment's, which in-doubt sends wait on."""
+        assert self._applier is not None
+        assert self._core is not None
+        recovered = False
+        while True:
+            if not self._core.active:
+                recovered = False
+                await asyncio.sleep(self._deployment.engine.coordinator_lease_renew_s)
+                continue
+            try:
+                if not recovered:
+                    await self._applier.recover()
+                    recovered = True
+                await self._applier.apply_once(block_ms=500)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("applying webhooks failed")
+                await asyncio.sleep(self._deployment.engine.retry_after_s)
+
     async def _poll(self) -> None:
-        await self._fleet.poll()
+        if self._core is not None and self._core.active:
+            await self._fleet.poll()
 
     async def _core_ready(self) -> CoordinatorCore:
         await self._ready.wait()
@@ -121,7 +162,7 @@ class Coordinator:
         """The instance was (re-)registered: restart its actor with the new token and limits."""
         core = await self._core_ready()
         instance = await core.refresh_instance(UUID(instance_id))
-        if instance is not None:
+        if instance is not None and core.active:
             await self._fleet.restart(instance)
 
     async def instance_stats(self, instance_id: str | None = None) -> dict[str, Any]:
@@ -156,6 +197,13 @@ class Coordinator:
             "deferred_recipients": core.deferred_recipients,
             "coordinator_ticks": core.ticks,
             "webhook_statuses_applied": self._applier.applied if self._applier else 0,
+            "lease": core.lease_stats(),
+            "in_doubt": {
+                "now": await self._store.in_doubt.count() if self._store else None,
+                "resolved_by_policy": core.in_doubt_resolved,
+                "policy": core.config.in_doubt_policy.value,
+                "webhook_watermark_s": self._applier.watermark_s if self._applier else None,
+            },
         }
 
     async def queue_action(self, action: str, queue: str, job_id: str | None = None) -> Any:
@@ -176,13 +224,17 @@ class Coordinator:
         raise QueueError(queue, f"unknown action {action!r}")
 
     async def shutdown(self) -> None:
-        """Stop the instance actors (their in-flight sends finish) and the loops."""
+        """Stop the instance actors (their in-flight sends finish) and the loops; let the
+        lease go, so a standby takes over at once."""
         await self._fleet.stop_all()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._core is not None and self._core.lease is not None:
+            with contextlib.suppress(Exception):
+                await self._core.lease.release()
         if self._queues is not None:
             await self._queues.client.aclose()
         if self._store is not None:

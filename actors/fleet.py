@@ -26,7 +26,7 @@ UNUSABLE_AFTER_POLLS = 5
 """An actor that has not answered this many polls in a row gets no new work."""
 REPLACE_AFTER_POLLS = 15
 """...and after this many it is replaced, on another node if its node is gone."""
-UNUSABLE_STATES = {"error", "failed"}
+UNUSABLE_STATES = {"error", "failed", "fenced"}
 
 
 class RayFleet:

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatcher.errors import ConfigError
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.store.models import InDoubtPolicy
 
 
 class Settings(BaseSettings):
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     ray_address: str = ""
     data_dir: Path = Path(".dispatcher")
     api_token: SecretStr = SecretStr("")
+    in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
+    """What an in-doubt send becomes when no status webhook came (see EngineConfig)."""
 
     verify_token: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_VERIFY_TOKEN")
     app_secret: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_APP_SECRET")

@@ -38,7 +38,11 @@ class Deployment:
             redis_url=urls.redis_url,
             graph_url=settings.graph_url,
             api_version=settings.api_version,
-            engine=replace(engine or EngineConfig(), unreadable_limit=settings.unreadable_limit),
+            engine=replace(
+                engine or EngineConfig(),
+                unreadable_limit=settings.unreadable_limit,
+                in_doubt_policy=settings.in_doubt_policy,
+            ),
         )
 
     async def open(self, *, pool_size: int = 4) -> tuple[Store, Queues]:

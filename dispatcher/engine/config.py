@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dispatcher.engine.in_doubt import InDoubtBound
 from dispatcher.engine.pacing import PacingConfig
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.meta.transport import PoolConfig, TransportKind
+from dispatcher.store.models import InDoubtPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +29,29 @@ class EngineConfig:
     touch_interval_s: float = 20.0
     flush_interval_s: float = 0.25
     flush_max_results: int = 500
-    ambiguity_grace_s: float = 10.0
-    """A reclaimed message that was 'sending' when its actor died may have reached Meta; its
-    status webhook (matched by biz_opaque_callback_data) settles it. Resend only if no
-    webhook came within this long."""
+    epoch_check_interval_s: float = 2.0
+    """How often an instance actor checks that its epoch is still its instance's current one
+    (a replacement took over: it stops at once)."""
+    epoch_lease_s: float = 8.0
+    """An actor that could not confirm its epoch for this long (a pause, a partition from
+    Postgres) sends nothing until it does: shorter than the fleet's replacement time, so a
+    paused process that resumes never sends beside its replacement."""
+    coordinator_lease_s: float = 10.0
+    """The coordinator lease's lifetime: a standby coordinator takes over this long after
+    the active one stopped renewing (it died, or lost Postgres)."""
+    coordinator_lease_renew_s: float = 2.0
+    """How often the active coordinator renews its lease (and a standby tries to take it)."""
+    in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
+    """What an in-doubt send becomes when no webhook came within the bound (README,
+    "In-doubt sends"): resend it (default: by then a webhook would almost surely have said
+    Meta took it, and a loss is certain where a duplicate is only possible), or fail it."""
+    in_doubt_min_wait_s: float = 60.0
+    """An in-doubt send waits at least this long for its status webhook..."""
+    in_doubt_webhook_margin_s: float = 60.0
+    """...and until statuses of events this much later than it have been applied..."""
+    in_doubt_max_wait_s: float = 900.0
+    """...or at most this long, when no webhook traffic shows progress."""
+    in_doubt_check_interval_s: float = 5.0
     gate_margin_s: float = 3600.0
     """A routed message may go out this long after its slot is reserved; the 24 h
     messaging-limit window is widened by it so the slot is never reused too early."""
@@ -55,3 +76,8 @@ class EngineConfig:
     transport: TransportKind = TransportKind.AIOHTTP
     pool: PoolConfig = field(default_factory=PoolConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
+
+    def in_doubt_bound(self) -> InDoubtBound:
+        return InDoubtBound(
+            self.in_doubt_min_wait_s, self.in_doubt_webhook_margin_s, self.in_doubt_max_wait_s
+        )

@@ -3,7 +3,12 @@
 Claims pending recipients in batches, reserves new recipients against the business
 portfolio's 24 h messaging limit (the limit is the portfolio's, shared by its numbers), and
 appends each batch to the stream of a number that can take it. Marks campaigns completed when
-nothing is left pending or in flight; recovers stuck work periodically.
+nothing is left pending or in flight; recovers stuck work periodically; settles in-doubt sends
+that no webhook settled (``engine/in_doubt.py``).
+
+One coordinator per database is active: with a ``holder`` id, the core acts only while it
+holds the coordinator lease (``store/fencing.py``), and its claims check the lease in the
+same statement. Without one (tests, a single process) it is always active.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from dispatcher.engine.batch import Batch, template_from_json
 from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.lease import LeaseKeeper
 from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
@@ -88,12 +94,32 @@ class CoordinatorCore:
         fleet: InstanceFleet,
         config: EngineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        holder: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._queue = queue
         self._fleet = fleet
         self.config = config or EngineConfig()
         self._clock = clock
+        self._wall_clock = wall_clock
+        self.lease = (
+            None
+            if holder is None
+            else LeaseKeeper(
+                store.leases,
+                holder,
+                ttl_s=self.config.coordinator_lease_s,
+                renew_s=self.config.coordinator_lease_renew_s,
+                clock=clock,
+            )
+        )
+        """The coordinator lease, when ``holder`` names this coordinator; None: always active."""
+        self.webhook_watermark: Callable[[], float | None] = lambda: None
+        """The latest status event time applied (the webhook applier's), for in-doubt sends."""
+        self._last_in_doubt = float("-inf")
+        self.in_doubt_resolved = 0
         self._instances: dict[UUID, Instance] = {}
         self._portfolios: dict[str, PortfolioState] = {}
         self._last_recover = clock()
@@ -108,11 +134,12 @@ class CoordinatorCore:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start_campaign(self, campaign_id: UUID) -> bool:
-        """draft / scheduled / paused -> running; its instances' actors are started."""
+        """draft / scheduled / paused -> running; its instances' actors are started (by the
+        active coordinator only: a standby's actors would compete with the active one's)."""
         campaign = await self._store.campaigns.get(campaign_id)
         if campaign is None:
             return False
-        for instance_id in campaign.instance_ids:
+        for instance_id in campaign.instance_ids if self.active else ():
             await self._instance(instance_id)
         return await self._store.campaigns.transition(campaign_id, CampaignStatus.RUNNING)
 
@@ -126,7 +153,10 @@ class CoordinatorCore:
     # -- the periodic work --------------------------------------------------------------
 
     async def tick(self) -> None:
-        """One round: start due campaigns, route work, complete settled ones, recover."""
+        """One round: start due campaigns, route work, complete settled ones, recover. A
+        standby (the lease is another's) does nothing but try to take the lease."""
+        if not await self.keep_lease():
+            return
         for campaign in await self._store.campaigns.due():
             await self.start_campaign(campaign.id)
         running = await self._store.campaigns.running()
@@ -146,7 +176,52 @@ class CoordinatorCore:
             await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
             await self.recover(running)
+        if self._clock() - self._last_in_doubt >= self.config.in_doubt_check_interval_s:
+            await self.resolve_in_doubt()
         self.ticks += 1
+
+    # -- the lease ------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.lease is None or self.lease.active
+
+    async def keep_lease(self) -> bool:
+        """Whether this core may act now (see :class:`LeaseKeeper`); a new term starts from
+        Postgres: whatever was cached came from before it, when another coordinator acted."""
+        if self.lease is None:
+            return True
+        active = await self.lease.keep()
+        if self.lease.new_term:
+            self._instances.clear()
+            self._portfolios.clear()
+        return active
+
+    def _lease(self) -> tuple[str, int] | None:
+        return None if self.lease is None else self.lease.fence()
+
+    def lease_stats(self) -> dict[str, Any]:
+        if self.lease is None:
+            return {"holder": None, "active": True}
+        return self.lease.stats()
+
+    # -- in-doubt sends -------------------------------------------------------------------
+
+    async def resolve_in_doubt(self) -> int:
+        """Apply the in-doubt policy to sends no webhook settled within the bound."""
+        self._last_in_doubt = self._clock()
+        due = self.config.in_doubt_bound().due_before(self._wall_clock(), self.webhook_watermark())
+        resolved = await self._store.in_doubt.resolve(
+            datetime.fromtimestamp(due, UTC), self.config.in_doubt_policy, self._lease()
+        )
+        if resolved:
+            self.in_doubt_resolved += resolved
+            log.warning(
+                "%d in-doubt sends got no status webhook: %s",
+                resolved,
+                self.config.in_doubt_policy.value,
+            )
+        return resolved
 
     async def recover(self, running: list[Campaign] | None = None) -> dict[str, int]:
         """Reclaim batches of dead consumers; give back recipients whose batch vanished."""
@@ -236,7 +311,7 @@ class CoordinatorCore:
                 if portfolio.blocked_until > now:
                     break
                 claim = await self._store.recipients.claim_pending(
-                    campaign.id, self._batch_size(instance)
+                    campaign.id, self._batch_size(instance), lease=self._lease()
                 )
                 if claim is None:
                     return

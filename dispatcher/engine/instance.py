@@ -2,6 +2,11 @@
 
 What an ``InstanceActor`` runs, without Ray. A batch is acknowledged only after every message
 in it is settled AND written to Postgres: an ack before the write could lose results on a crash.
+
+Each run is one incarnation with its own epoch (``store/fencing.py``): taking rows into its
+hands and writing their results check the epoch in the same statement, and a worker that
+finds itself replaced (its epoch is no longer current) stops sending at once. Rows a
+replaced sender left ``sending`` are in doubt: this worker never resends them itself.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.policies.backoff import Backoff
 from dispatcher.queue.streams import Job, WorkQueue
 from dispatcher.store import Store
-from dispatcher.store.models import CampaignStatus, InstanceStatus, RecipientStatus, SendResult
+from dispatcher.store.models import CampaignStatus, InstanceStatus, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,6 @@ class HeldJob:
     unsettled: int
     dead: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
-    grace: bool = False
-    """Some of its messages wait to learn whether a dead predecessor sent them."""
 
 
 def _message(job: Job, batch: Batch, item: BatchItem) -> OutgoingMessage:
@@ -77,8 +80,16 @@ class InstanceWorker:
         config: EngineConfig | None = None,
         consumer: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        epoch: int | None = None,
     ) -> None:
         self.config = config or EngineConfig()
+        self.epoch = epoch
+        """This incarnation's epoch; taken from Postgres when :meth:`run` starts if not given."""
+        self.fenced = False
+        """A newer incarnation took over: this one sends nothing more."""
+        self._confirmed_at = float("-inf")
+        self.in_doubt_found = 0
+        """Rows of reclaimed batches that an earlier sender left in doubt."""
         self.instance_id = instance_id
         self.phone_number_id = phone_number_id
         self._store = store
@@ -103,6 +114,7 @@ class InstanceWorker:
             ),
             clock=clock,
             on_event=self._event,
+            may_send=self._owns_work,
         )
         self._held: dict[str, HeldJob] = {}
         self._results: list[tuple[str, SendResult]] = []
@@ -159,13 +171,19 @@ class InstanceWorker:
     # -- the loops ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Until stopped or the number is unusable; then its unsent work goes back to pending."""
+        """Until stopped, fenced or the number is unusable; then its unsent work goes back to
+        pending (not when fenced: the newer incarnation owns it)."""
+        if self.epoch is None:
+            self.epoch = await self._store.epochs.start(self.instance_id)
+        self._confirmed_at = self._clock()
+        log.info("instance %s: epoch %d", self.phone_number_id, self.epoch)
         await self._queue.recover_stuck(self.instance_id, min_idle_ms=0)  # a dead predecessor's
         sender = asyncio.create_task(self.pipeline.run(), name=f"send-{self.phone_number_id}")
         loops = [
             asyncio.create_task(self._read_loop()),
             asyncio.create_task(self._flush_loop()),
             asyncio.create_task(self._touch_loop()),
+            asyncio.create_task(self._epoch_loop()),
         ]
         try:
             await sender
@@ -178,7 +196,7 @@ class InstanceWorker:
             for task in list(self._background):
                 task.cancel()
             await self._flush()
-            if self.pipeline.halted is not None:
+            if self.pipeline.halted is not None and not self.fenced:
                 if self._results:
                     # Results not durable: acking now could lose them. The batches stay
                     # held, and whoever reclaims them checks Postgres first.
@@ -198,8 +216,8 @@ class InstanceWorker:
         # About one batch of this number's work in hand (a batch is batch_seconds of it): a
         # slow number must not hoard a campaign's tail while fast ones sit idle.
         low_water = max(MIN_BACKLOG, int(self.pacer.limit_mps * self.config.batch_seconds))
-        while not self._stopping and self.pipeline.halted is None:
-            if self.pipeline.backlog() >= low_water:
+        while not self._stopping and self.pipeline.halted is None and not self.fenced:
+            if self.pipeline.backlog() >= low_water or not self._owns_work():
                 await asyncio.sleep(0.05)
                 continue
             try:
@@ -225,43 +243,30 @@ class InstanceWorker:
             await self._store.recipients.requeue(ids)
             await self._queue.ack(self.instance_id, job.job_id)
             return
-        ambiguous: set[int] = set()
-        if job.deliveries > 0:
-            before = await self._store.recipients.statuses(ids)
-            ambiguous = {i for i, status in before.items() if status is RecipientStatus.SENDING}
-        moved = set(
-            await self._store.recipients.mark_sending(batch.claim_id, ids, self.instance_id)
+        handed = await self._store.recipients.hand_over(
+            batch.claim_id, ids, self.instance_id, self.epoch
         )
+        if handed.fenced:
+            self._fence("taking a batch")
+            return
+        if handed.in_doubt:
+            # An earlier sender may have sent these: the coordinator settles them by their
+            # webhooks or the in-doubt policy. Not ours to resend.
+            self.in_doubt_found += len(handed.in_doubt)
+            log.warning(
+                "instance %s: %d recipients of batch %s in doubt (their sender was replaced)",
+                self.phone_number_id,
+                len(handed.in_doubt),
+                job.job_id,
+            )
+        moved = set(handed.moved)
         items = [item for item in batch.items if item.recipient_id in moved]
         held = HeldJob(job, unsettled=len(items))
         self._held[job.job_id] = held
         if not items:
             await self._settle_job(job.job_id, held)
             return
-        if ambiguous & moved:
-            held.grace = True
-            task = asyncio.create_task(self._after_grace(job, batch, ambiguous & moved))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        messages = [_message(job, batch, i) for i in items if i.recipient_id not in ambiguous]
-        self.pipeline.submit(messages)
-
-    async def _after_grace(self, job: Job, batch: Batch, ambiguous: set[int]) -> None:
-        """Resend what a dead predecessor may have sent, once its webhook had time to say so."""
-        await asyncio.sleep(self.config.ambiguity_grace_s)
-        statuses = await self._store.recipients.statuses(sorted(ambiguous))
-        resend = [
-            _message(job, batch, i)
-            for i in batch.items
-            if statuses.get(i.recipient_id) is RecipientStatus.SENDING
-        ]
-        held = self._held.get(job.job_id)
-        if held is not None:
-            held.grace = False
-            held.unsettled -= len(ambiguous) - len(resend)  # settled by their webhooks
-            if held.unsettled <= 0 and not resend:
-                await self._settle_job(job.job_id, held)
-        self.pipeline.submit(resend)
+        self.pipeline.submit(_message(job, batch, i) for i in items)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -280,7 +285,12 @@ class InstanceWorker:
             return
         results, self._results = self._results, []
         try:
-            await self._store.outcomes.apply_results([result for _, result in results])
+            changed = await self._store.outcomes.apply_results(
+                [result for _, result in results], instance_id=self.instance_id, epoch=self.epoch
+            )
+            if changed == 0 and not await self._epoch_current():
+                self._fence("writing results")
+                return
         except Exception:
             self._results = results + self._results  # not durable: keep them, retry next time
             log.exception(
@@ -296,7 +306,7 @@ class InstanceWorker:
                 if held.unsettled <= 0:
                     done.append(job_id)
         # Settled earlier but not acked (an ack failed) are retried here too.
-        done.extend(j for j, h in self._held.items() if h.unsettled <= 0 and not h.grace)
+        done.extend(j for j, h in self._held.items() if h.unsettled <= 0)
         for job_id in dict.fromkeys(done):
             held = self._held.get(job_id)
             if held is not None:
@@ -332,11 +342,70 @@ class InstanceWorker:
                 continue
             lost = set(self._held) - set(held)
             if lost:
-                # Reclaimed from us (this loop stalled past the visibility timeout): another
-                # consumer owns them now. Their rows are guarded by claim and status checks.
-                log.warning(
-                    "instance %s: %d batches reclaimed from it", self.phone_number_id, len(lost)
-                )
+                await self._lost(lost)
+
+    async def _lost(self, lost: set[str]) -> None:
+        """Batches reclaimed from us: their waiting messages are dropped at once. If a newer
+        incarnation took over, this one is fenced; if not (this loop stalled past the
+        visibility timeout), the dropped rows go back to pending: none was sent, and the
+        reclaimed entry finds them out of its claim."""
+        dropped = self.pipeline.drop(lost)
+        for job_id in lost:
+            self._held.pop(job_id, None)
+        log.warning(
+            "instance %s: %d batches reclaimed from it; %d messages dropped unsent",
+            self.phone_number_id,
+            len(lost),
+            len(dropped),
+        )
+        if not await self._epoch_current():
+            self._fence("batches reclaimed")
+        elif dropped:
+            await self._store.recipients.requeue([m.recipient_id for m in dropped])
+
+    # -- fencing ------------------------------------------------------------------------
+
+    def _owns_work(self) -> bool:
+        """Sends go out only while the epoch was confirmed recently: a process that was
+        paused (SIGSTOP, a partition) checks before it sends anything more."""
+        return not self.fenced and self._clock() - self._confirmed_at <= self.config.epoch_lease_s
+
+    async def _epoch_current(self) -> bool:
+        assert self.epoch is not None
+        current = await self._store.epochs.current(self.instance_id, self.epoch)
+        if current:
+            self._confirmed_at = self._clock()
+        return current
+
+    async def _epoch_loop(self) -> None:
+        while not self.fenced:
+            await asyncio.sleep(self.config.epoch_check_interval_s)
+            try:
+                if not await self._epoch_current():
+                    self._fence("epoch check")
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:  # Postgres away: sends pause once the epoch lease runs out
+                log.exception("instance %s: checking its epoch failed", self.phone_number_id)
+
+    def _fence(self, where: str) -> None:
+        """A newer incarnation owns this number's work: drop ours, send nothing more. Its
+        batches are not acked (the newer one reclaims them) and its results not written
+        (they would be refused); the rows it left ``sending`` are in doubt there."""
+        if self.fenced:
+            return
+        self.fenced = True
+        dropped = self.pipeline.drop(set(self._held))
+        self._held.clear()
+        self._results.clear()
+        self.pipeline.stop()
+        log.error(
+            "instance %s: epoch %s replaced (%s); stopped, %d messages dropped unsent",
+            self.phone_number_id,
+            self.epoch,
+            where,
+            len(dropped),
+        )
 
     async def _give_back(self) -> None:
         """The number cannot send: its unsent work goes back to pending for other numbers."""
@@ -350,9 +419,7 @@ class InstanceWorker:
                 ids.extend(item.recipient_id for item in Batch.from_json(job.batch).items)
                 self._held.setdefault(job.job_id, HeldJob(job, 0))
         requeued = await self._store.recipients.requeue(ids) if ids else 0
-        for job_id, held in list(self._held.items()):
-            if held.grace:
-                continue  # left for reclaim: its in-doubt messages are settled there
+        for job_id in list(self._held):
             await self._queue.ack(self.instance_id, job_id)
             self._held.pop(job_id)
         status = "portfolio held" if error.error_class is ErrorClass.PORTFOLIO_HOLD else "stopped"
@@ -374,9 +441,12 @@ class InstanceWorker:
         return {
             "instance_id": str(self.instance_id),
             "phone_number_id": self.phone_number_id,
-            "state": "error"
+            "state": "fenced"
+            if self.fenced
+            else "error"
             if halted is not None
             else ("stopping" if self._stopping else "running"),
+            "epoch": self.epoch,
             "error": None if halted is None else str(halted),
             "error_class": None if halted is None else halted.error_class.value,
             "uptime_s": round(self._clock() - self.started_at, 1),
@@ -389,6 +459,9 @@ class InstanceWorker:
             "failed": pipeline.stats.failed,
             "retried": pipeline.stats.retried,
             "dead_lettered": pipeline.stats.dead,
+            "in_doubt": pipeline.stats.in_doubt,
+            "in_doubt_found": self.in_doubt_found,
+            "dropped_unsent": pipeline.stats.dropped,
             "errors_by_class": dict(pipeline.stats.errors_by_class),
             "errors_by_code": dict(pipeline.stats.errors_by_code),
             "last_error": None

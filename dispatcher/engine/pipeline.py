@@ -23,7 +23,7 @@ from dispatcher.engine.first_sends import FirstSendsWatch
 from dispatcher.engine.pacing import Pacer, Wait
 from dispatcher.engine.retry import Action, RetryPolicy, RetryState, decide
 from dispatcher.meta.client import MetaClient
-from dispatcher.meta.error_codes import NETWORK_ERROR, ErrorClass
+from dispatcher.meta.error_codes import IN_DOUBT_ERROR, ErrorClass
 from dispatcher.meta.messages import MetaError, SendOk
 from dispatcher.policies.backoff import Backoff
 from dispatcher.store.models import SendOutcome, SendResult
@@ -94,6 +94,10 @@ class PipelineStats:
     failed: int = 0
     retried: int = 0
     dead: int = 0
+    in_doubt: int = 0
+    """Sends whose answer never came (timeouts): settled as in doubt, not retried."""
+    dropped: int = 0
+    """Messages of batches this sender no longer owns, dropped unsent."""
     errors_by_class: Counter[str] = field(default_factory=Counter)
     errors_by_code: Counter[str] = field(default_factory=Counter)
     requeued: int = 0
@@ -124,8 +128,11 @@ class SendPipeline:
         config: PipelineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_event: OnEvent | None = None,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self.instance_id = instance_id
+        self._may_send = may_send
+        """False while this sender is not sure it still owns its work (see InstanceWorker)."""
         self.phone_number_id = phone_number_id
         self._token = token
         self._client = client
@@ -189,11 +196,14 @@ class SendPipeline:
                 if wait is not Wait.NONE:
                     await self._sleep(seconds)
                     continue
+                if not self._may_send():
+                    await self._sleep(self.config.idle_wake_s)
+                    continue
                 await self._slots.acquire()
                 if self._should_stop():  # changed while we waited for a slot
                     self._slots.release()
                     break
-                if not self.pacer.admit(message.address):
+                if not self._may_send() or not self.pacer.admit(message.address):
                     self._slots.release()
                     await self._sleep(self.config.idle_wake_s)
                     continue
@@ -217,6 +227,17 @@ class SendPipeline:
         self._stopping = True
         self._wake.set()
 
+    def drop(self, job_ids: set[str]) -> list[OutgoingMessage]:
+        """Forget the waiting and delayed messages of these batches (this sender no longer
+        owns them); those dropped. Sends already in flight cannot be called back."""
+        dropped = [m for m in self._ready if m.job_id in job_ids]
+        dropped.extend(d[2] for d in self._delayed if d[2].job_id in job_ids)
+        self._ready = deque(m for m in self._ready if m.job_id not in job_ids)
+        self._delayed = [d for d in self._delayed if d[2].job_id not in job_ids]
+        heapq.heapify(self._delayed)
+        self.stats.dropped += len(dropped)
+        return dropped
+
     def take_unsent(self) -> list[OutgoingMessage]:
         """After :meth:`run` returned: every message not settled, to give back."""
         unsent = [*self._given_back, *self._ready, *(m for _, _, m in self._delayed)]
@@ -235,9 +256,9 @@ class SendPipeline:
     async def _send(self, message: OutgoingMessage) -> None:
         try:
             result = await self._client.send_raw(self.phone_number_id, self._token, message.body)
-        except Exception as exc:  # never lose a message to a surprise: retry it as transient
+        except Exception as exc:  # a surprise: the request may have left, so it is in doubt
             log.exception("instance %s: send raised", self.phone_number_id)
-            result = MetaError(NETWORK_ERROR, code=None, message=type(exc).__name__)
+            result = MetaError(IN_DOUBT_ERROR, code=None, message=type(exc).__name__)
         finally:
             self._slots.release()
         now = self._clock()
@@ -260,6 +281,16 @@ class SendPipeline:
         self.stats.errors_by_code[
             str(error.code if error.code is not None else error.http_status)
         ] += 1
+        if rule.error_class is ErrorClass.IN_DOUBT:
+            # Meta may have taken it: its webhook or the in-doubt policy settles it, never
+            # a resend from here.
+            message.attempts += 1
+            self.stats.in_doubt += 1
+            self._on_settled(
+                message,
+                self._result(message, SendOutcome.IN_DOUBT, error_message=str(error)[:500]),
+            )
+            return
         self.stats.last_error = LastError(
             error.code, error.subcode, str(error)[:500], error.details, rule.error_class.value
         )

@@ -69,11 +69,18 @@ class WebhookApplier:
         self.applied = 0
         self.malformed = 0
         self.outage_retries = 0
+        self.watermark_s: float | None = None
+        """The latest event time (Meta's clock, seconds) among the statuses applied: how far
+        the webhooks have come, which bounds the wait of in-doubt sends."""
 
     async def run(self) -> None:
-        await self._in_place(lambda: self._queue.recover_stuck(min_idle_ms=0), "recovering")
+        await self.recover()
         while True:
             await self.apply_once(block_ms=500)
+
+    async def recover(self) -> None:
+        """Take back payloads a dead applier read but never acked."""
+        await self._in_place(lambda: self._queue.recover_stuck(min_idle_ms=0), "recovering")
 
     async def apply_once(self, block_ms: int | None = None) -> int:
         """Apply up to one read's worth of payloads; how many statuses were written."""
@@ -130,6 +137,8 @@ class WebhookApplier:
         if not updates:
             return 0
         await self._store.outcomes.apply_statuses(updates)
+        latest = max(u.at.timestamp() for u in updates)
+        self.watermark_s = latest if self.watermark_s is None else max(self.watermark_s, latest)
         return len(updates)
 
     async def _dead_letter(self, job: WebhookJob, reason: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from dispatcher.meta.error_codes import NETWORK_ERROR, ErrorTable
+from dispatcher.meta.error_codes import IN_DOUBT_ERROR, NETWORK_ERROR, ErrorTable
 from dispatcher.meta.messages import (
     MetaError,
     SendResult,
@@ -101,7 +101,10 @@ class MetaClient:
         try:
             status, answer = await self._transport.request("POST", url, headers, body)
         except TransportError as exc:
-            return MetaError(NETWORK_ERROR, code=None, message=str(exc))
+            # A timeout after the request left is in doubt, not transient: resending it
+            # blindly could deliver the message twice.
+            rule = IN_DOUBT_ERROR if exc.in_doubt else NETWORK_ERROR
+            return MetaError(rule, code=None, message=str(exc))
         return parse_send_response(status, answer, self._errors)
 
     async def phone_number(self, phone_number_id: str, token: str) -> PhoneNumberInfo:

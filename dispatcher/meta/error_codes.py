@@ -37,6 +37,9 @@ class ErrorClass(StrEnum):
     """The number itself cannot send (token, lock, block); stop it and alert."""
     PORTFOLIO_HOLD = "portfolio_hold"
     """The business portfolio's messaging is held (131064); stop all its numbers and alert."""
+    IN_DOUBT = "in_doubt"
+    """No answer after the request left (a read timeout): Meta may have accepted it. Never
+    retried blindly: its status webhook, or the in-doubt policy, settles it."""
 
 
 class Throttle(StrEnum):
@@ -152,7 +155,10 @@ BY_CODE_AND_SUBCODE: dict[tuple[int, int], ErrorRule] = {
 }
 """Rules that a subcode changes; looked up before :data:`ERROR_CODES`."""
 
-NETWORK_ERROR = ErrorRule(_TRANSIENT, "network error or timeout")
+NETWORK_ERROR = ErrorRule(_TRANSIENT, "network error before the request left")
+IN_DOUBT_ERROR = ErrorRule(
+    ErrorClass.IN_DOUBT, "no answer after the request left (timeout or reset): maybe sent"
+)
 SERVER_ERROR = ErrorRule(_TRANSIENT, "HTTP 5xx from the Graph API")
 
 _BY_HTTP_STATUS: dict[int, ErrorRule] = {

@@ -19,11 +19,18 @@ from dispatcher.errors import DispatcherError
 
 
 class TransportError(DispatcherError):
-    """The request got no HTTP answer: connection refused or reset, or a timeout."""
+    """The request got no HTTP answer: connection refused or reset, or a timeout.
 
-    def __init__(self, message: str, *, timeout: bool) -> None:
+    ``in_doubt``: the request may have reached the server (the connection was up when it
+    failed: a read timeout, a reset after sending), so the server may have acted on it. A
+    failure to connect (refused, DNS, connect timeout, no free connection) is not in doubt:
+    nothing left this process.
+    """
+
+    def __init__(self, message: str, *, timeout: bool, in_doubt: bool = False) -> None:
         super().__init__(message)
         self.timeout = timeout
+        self.in_doubt = in_doubt
 
 
 class TransportKind(StrEnum):
@@ -86,11 +93,19 @@ class AiohttpTransport:
                 method, url, headers=headers, data=body
             ) as response:
                 return response.status, await response.read()
-        except TimeoutError as exc:
-            raise TransportError(f"timeout: {method} {_path(url)}", timeout=True) from exc
-        except aiohttp.ClientError as exc:
+        except aiohttp.ConnectionTimeoutError as exc:  # connect, or waiting for a connection
+            raise TransportError(f"connect timeout: {method} {_path(url)}", timeout=True) from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS
             raise TransportError(
                 f"{type(exc).__name__}: {method} {_path(url)}", timeout=False
+            ) from exc
+        except TimeoutError as exc:
+            raise TransportError(
+                f"timeout: {method} {_path(url)}", timeout=True, in_doubt=True
+            ) from exc
+        except aiohttp.ClientError as exc:  # connected, then reset or cut: it may have gone
+            raise TransportError(
+                f"{type(exc).__name__}: {method} {_path(url)}", timeout=False, in_doubt=True
             ) from exc
 
     async def aclose(self) -> None:
@@ -121,13 +136,19 @@ class HttpxTransport:
     ) -> tuple[int, bytes]:
         try:
             response = await self._client.request(method, url, headers=headers, content=body)
-        except httpx.TimeoutException as exc:
-            raise TransportError(f"timeout: {method} {_path(url)}", timeout=True) from exc
-        except TimeoutError as exc:
-            raise TransportError(f"timeout: {method} {_path(url)}", timeout=True) from exc
-        except httpx.TransportError as exc:
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise TransportError(f"connect timeout: {method} {_path(url)}", timeout=True) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise TransportError(
+                f"timeout: {method} {_path(url)}", timeout=True, in_doubt=True
+            ) from exc
+        except httpx.ConnectError as exc:
             raise TransportError(
                 f"{type(exc).__name__}: {method} {_path(url)}", timeout=False
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"{type(exc).__name__}: {method} {_path(url)}", timeout=False, in_doubt=True
             ) from exc
         return response.status_code, response.content
 

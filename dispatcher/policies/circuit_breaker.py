@@ -36,12 +36,13 @@ class CircuitBreakerConfig:
 def counts_as_failure(error_class: ErrorClass | None) -> bool | None:
     """How a send outcome feeds the breaker: True failure, False success, None ignored.
 
-    Only transient errors mean the Graph API is unwell. A permanent per-message error
+    Only transient errors (and timeouts, in doubt) mean the Graph API is unwell. A
+    permanent per-message error
     is a healthy answer; throttles have their own policy; instance errors stop the number.
     """
     if error_class is None or error_class is ErrorClass.PERMANENT_MESSAGE:
         return False
-    if error_class is ErrorClass.TRANSIENT:
+    if error_class in (ErrorClass.TRANSIENT, ErrorClass.IN_DOUBT):
         return True
     return None
 

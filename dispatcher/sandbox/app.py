@@ -29,6 +29,7 @@ class FaultsUpdate(BaseModel):
     error_5xx_ratio: float | None = Field(default=None, ge=0, le=1)
     timeout_ratio: float | None = Field(default=None, ge=0, le=1)
     timeout_s: float | None = Field(default=None, ge=0, le=600)
+    accept_timeout_ratio: float | None = Field(default=None, ge=0, le=1)
     throttle_burst: int | None = Field(default=None, ge=0)
     expire_token: str | None = None
     restore_token: str | None = None
@@ -94,6 +95,8 @@ def create_app(simulator: Simulator) -> Starlette:
         status, payload = simulator.send(
             request.path_params["node"], request.headers.get("authorization"), body
         )
+        if status == 200 and simulator.answer_hangs():
+            await asyncio.sleep(simulator.faults.timeout_s)  # taken; the answer comes too late
         return _json(status, payload)
 
     async def node(request: Request) -> Response:
@@ -135,11 +138,18 @@ def create_app(simulator: Simulator) -> Starlette:
         current = simulator.faults
         if update.clear:
             current.latency_s = current.error_5xx_ratio = current.timeout_ratio = 0.0
+            current.accept_timeout_ratio = 0.0
             current.throttle_burst = 0
             current.expired_tokens.clear()
         if update.latency_ms is not None:
             current.latency_s = update.latency_ms / 1000
-        for name in ("error_5xx_ratio", "timeout_ratio", "timeout_s", "throttle_burst"):
+        for name in (
+            "error_5xx_ratio",
+            "timeout_ratio",
+            "timeout_s",
+            "accept_timeout_ratio",
+            "throttle_burst",
+        ):
             value = getattr(update, name)
             if value is not None:
                 setattr(current, name, value)
@@ -157,6 +167,7 @@ def create_app(simulator: Simulator) -> Starlette:
                 "error_5xx_ratio": current.error_5xx_ratio,
                 "timeout_ratio": current.timeout_ratio,
                 "timeout_s": current.timeout_s,
+                "accept_timeout_ratio": current.accept_timeout_ratio,
                 "throttle_burst": current.throttle_burst,
                 "expired_tokens": sorted(current.expired_tokens),
             },

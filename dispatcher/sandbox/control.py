@@ -21,8 +21,8 @@ class SandboxControl:
         (await self._client.post("/_sandbox/reset", content=body)).raise_for_status()
 
     async def faults(self, **update: Any) -> dict[str, Any]:
-        """Set faults: latency_ms, error_5xx_ratio, timeout_ratio, timeout_s, throttle_burst,
-        expire_token, restore_token, clear."""
+        """Set faults: latency_ms, error_5xx_ratio, timeout_ratio, timeout_s,
+        accept_timeout_ratio, throttle_burst, expire_token, restore_token, clear."""
         response = await self._client.post("/_sandbox/faults", json=update)
         response.raise_for_status()
         result: dict[str, Any] = response.json()

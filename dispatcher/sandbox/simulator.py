@@ -57,6 +57,12 @@ class Faults:
     timeout_ratio: float = 0.0
     timeout_s: float = 30.0
     """A timed-out request hangs this long (longer than any sane client timeout), then 504."""
+    accept_timeout_ratio: float = 0.0
+    """This share of sends is ACCEPTED (recorded, its status webhooks scheduled) and then
+    the answer hangs ``timeout_s``: the client times out not knowing Meta took it. Meta's
+    status webhooks report every message it accepted whatever became of the HTTP answer
+    (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components#statuses-object);
+    any HTTP API can time out after the server acted, and a client must not resend blindly."""
     throttle_burst: int = 0
     """The next this-many sends answer 130429 whatever the rate."""
     expired_tokens: set[str] = field(default_factory=set)
@@ -153,6 +159,14 @@ class Simulator:
             self.audit.faults_injected["5xx"] += 1
             return "5xx", 0.0
         return None
+
+    def answer_hangs(self) -> bool:
+        """Whether this accepted send's answer is held back (``accept_timeout_ratio``)."""
+        ratio = self.faults.accept_timeout_ratio
+        if ratio and self._rng.random() < ratio:
+            self.audit.faults_injected["accept_timeout"] += 1
+            return True
+        return False
 
     def send(self, phone_number_id: str, authorization: str | None, body: bytes) -> Answer:
         """Answer ``POST /{version}/{phone_number_id}/messages``."""

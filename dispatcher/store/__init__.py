@@ -12,6 +12,7 @@ import asyncpg
 
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.db import create_pool
+from dispatcher.store.fencing import CoordinatorLeases, Epochs, InDoubtRows
 from dispatcher.store.instances import Instances
 from dispatcher.store.migrate import migrate
 from dispatcher.store.outcomes import Outcomes
@@ -31,6 +32,9 @@ class Store:
     recipients: Recipients
     outcomes: Outcomes
     suppressions: Suppressions
+    epochs: Epochs
+    leases: CoordinatorLeases
+    in_doubt: InDoubtRows
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Store:
@@ -43,6 +47,9 @@ class Store:
             recipients=Recipients(pool),
             outcomes=Outcomes(pool),
             suppressions=Suppressions(pool),
+            epochs=Epochs(pool),
+            leases=CoordinatorLeases(pool),
+            in_doubt=InDoubtRows(pool),
         )
 
     @classmethod

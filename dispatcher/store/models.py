@@ -63,6 +63,18 @@ class SendOutcome(StrEnum):
     """It can never succeed (permanent for the message, or retries exhausted)."""
     REQUEUE = "requeue"
     """Not sent; give it back to the coordinator (instance stopped, reroute)."""
+    IN_DOUBT = "in_doubt"
+    """The request left but no answer came (a read timeout): Meta may have accepted it. The
+    row stays 'sending', marked in doubt, until its webhook or the in-doubt policy says."""
+
+
+class InDoubtPolicy(StrEnum):
+    """What to do with an in-doubt send when no status webhook came within the bound."""
+
+    RESEND = "resend"
+    """Send it again: by then a webhook for an accepted message would most likely have come."""
+    FAIL_IN_DOUBT = "fail_in_doubt"
+    """Fail it (error message says in doubt): never a duplicate, at the risk of a loss."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,3 +279,25 @@ class StatusUpdate:
     recipient_id: int | None = None
     error_code: int | None = None
     error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandOver:
+    """What :meth:`Recipients.hand_over` did with a batch's rows for one sender."""
+
+    fenced: bool
+    """The sender's epoch is not its instance's current one: nothing moved."""
+    moved: list[int]
+    """``queued`` -> ``sending`` by this sender: send these and only these."""
+    in_doubt: list[int]
+    """Already ``sending`` by another (dead or replaced) sender: marked in doubt, not sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """The coordinator lease as the database has it."""
+
+    holder: str
+    epoch: int
+    expires_in_s: float
+    """Negative once expired."""

@@ -14,6 +14,7 @@ shuffled, leave the same rows and the same counters:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 import asyncpg
 
@@ -29,9 +30,14 @@ WITH given AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::uuid[], $5::int[],
                          $6::text[], $7::int[], $8::text[])
         AS g(id, outcome, at, instance_id, attempts, wamid, error_code, error_message)
+), fence AS (
+    -- The writer's epoch must still be its instance's current one (none given: unfenced).
+    SELECT $10::bigint IS NULL OR coalesce(
+        (SELECT epoch = $10 FROM whatsapp_instances WHERE id = $9::uuid), false) AS ok
 ), one AS (
     -- One result per recipient: a send that went through beats any other report.
-    SELECT DISTINCT ON (id) * FROM given ORDER BY id, (outcome = 'sent') DESC, at DESC
+    SELECT DISTINCT ON (id) * FROM given WHERE (SELECT ok FROM fence)
+    ORDER BY id, (outcome = 'sent') DESC, at DESC
 ), locked AS (
     SELECT one.* FROM whatsapp_campaign_recipients r JOIN one ON one.id = r.id
     ORDER BY r.id FOR UPDATE OF r
@@ -40,22 +46,28 @@ UPDATE whatsapp_campaign_recipients r
 SET status = CASE one.outcome
         WHEN 'sent' THEN greatest(r.status, 'sent')
         WHEN 'failed' THEN 'failed'
+        WHEN 'in_doubt' THEN r.status
         ELSE 'pending' END,
     claim_id = CASE WHEN one.outcome = 'requeue' THEN NULL ELSE r.claim_id END,
+    in_doubt_at = CASE WHEN one.outcome = 'in_doubt' THEN least(r.in_doubt_at, one.at)
+                       WHEN one.outcome = 'sent' THEN r.in_doubt_at
+                       ELSE NULL END,
     instance_id = coalesce(one.instance_id, r.instance_id),
     attempts = greatest(r.attempts, one.attempts),
     wamid = coalesce(r.wamid, one.wamid),
     sent_at = CASE WHEN one.outcome = 'sent' THEN least(r.sent_at, one.at) ELSE r.sent_at END,
     failed_at = CASE WHEN one.outcome = 'failed' THEN one.at ELSE r.failed_at END,
-    error_code = CASE WHEN one.outcome = 'sent' THEN r.error_code ELSE one.error_code END,
-    error_message = CASE WHEN one.outcome = 'sent' THEN r.error_message
+    error_code = CASE WHEN one.outcome IN ('sent', 'in_doubt') THEN r.error_code
+                      ELSE one.error_code END,
+    error_message = CASE WHEN one.outcome IN ('sent', 'in_doubt') THEN r.error_message
                          ELSE one.error_message END,
     updated_at = now()
 FROM locked one
 WHERE r.id = one.id
   AND (one.outcome = 'sent'
        OR (one.outcome = 'failed' AND r.status < 'sent')
-       OR (one.outcome = 'requeue' AND r.status IN ('queued', 'sending')))
+       OR (one.outcome = 'requeue' AND r.status IN ('queued', 'sending'))
+       OR (one.outcome = 'in_doubt' AND r.status = 'sending'))
 """
 
 _APPLY_STATUSES = """
@@ -116,8 +128,18 @@ class Outcomes:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def apply_results(self, results: Sequence[SendResult]) -> int:
+    async def apply_results(
+        self,
+        results: Sequence[SendResult],
+        *,
+        instance_id: UUID | None = None,
+        epoch: int | None = None,
+    ) -> int:
         """Record a batch of send results in one statement; returns the rows they changed.
+
+        With ``epoch``, the statement first checks that it is still ``instance_id``'s current
+        epoch: a replaced sender's results change nothing (0). Its sends, if Meta took them,
+        are recorded by their status webhooks, which match by wamid or callback data.
 
         - ``SENT``: -> ``sent`` unless a webhook already moved it further (then the status
           stays); records wamid (first one kept), instance, attempts, ``sent_at``; counts
@@ -126,6 +148,8 @@ class Outcomes:
           once Meta accepted the message (a webhook said so first).
         - ``REQUEUE``: ``queued``/``sending`` -> ``pending`` (claim dropped) with the last
           error, for the coordinator to route again; ignored in any other status.
+        - ``IN_DOUBT``: stays ``sending``, marked in doubt since ``at`` (see
+          ``store/fencing.py``: its webhook or the in-doubt policy settles it).
         """
         if not results:
             return 0
@@ -139,6 +163,8 @@ class Outcomes:
             [r.wamid for r in results],
             [r.error_code for r in results],
             [r.error_message for r in results],
+            instance_id,
+            epoch,
         )
         return int(result.split()[-1])
 

@@ -4,7 +4,8 @@ The statuses a recipient moves through, and which method moves it:
 
 - ``ingest`` inserts ``pending`` rows;
 - ``claim_pending``: ``pending`` -> ``queued`` (a batch, under a new ``claim_id``);
-- ``mark_sending``: ``queued``/``sending`` of that claim -> ``sending`` (with the instance);
+- ``hand_over`` / ``mark_sending``: ``queued`` rows of that claim -> ``sending`` (with the
+  instance and its epoch); rows another sender left ``sending`` are marked in doubt;
 - ``requeue`` / ``requeue_stale``: ``queued``/``sending`` -> ``pending`` (claim dropped);
 - ``Outcomes.apply_results`` and ``Outcomes.apply_statuses`` (outcomes.py): the rest.
 
@@ -25,6 +26,7 @@ from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.store.models import (
     Claim,
     ClaimedRecipient,
+    HandOver,
     NewRecipient,
     Recipient,
     RecipientStatus,
@@ -124,12 +126,15 @@ class Recipients:
             )
         return int(result.split()[-1])
 
-    async def claim_pending(self, campaign_id: UUID, limit: int) -> Claim | None:
+    async def claim_pending(
+        self, campaign_id: UUID, limit: int, *, lease: tuple[str, int] | None = None
+    ) -> Claim | None:
         """Up to ``limit`` pending recipients, oldest first, moved to ``queued`` under a new
         ``claim_id``; None when there are none or the campaign is not ``running``.
 
         ``FOR UPDATE SKIP LOCKED``: concurrent claimers never get the same recipient and never
-        wait on each other.
+        wait on each other. ``lease`` (holder, epoch): claim only while that coordinator
+        lease is held and unexpired, checked in this statement (see ``store/fencing.py``).
         """
         rows = await self._pool.fetch(
             """
@@ -139,6 +144,10 @@ class Recipients:
                 WHERE r.campaign_id = $1 AND r.status = 'pending'
                   AND EXISTS (SELECT 1 FROM whatsapp_campaigns c
                               WHERE c.id = $1 AND c.status = 'running')
+                  AND ($3::text IS NULL OR EXISTS (
+                      SELECT 1 FROM whatsapp_coordinator_lease l
+                      WHERE l.name = 'coordinator' AND l.holder = $3 AND l.epoch = $4
+                        AND l.expires_at > now()))
                 ORDER BY r.id
                 LIMIT $2
                 FOR UPDATE OF r SKIP LOCKED
@@ -151,6 +160,8 @@ class Recipients:
             """,
             campaign_id,
             limit,
+            None if lease is None else lease[0],
+            None if lease is None else lease[1],
         )
         if not rows:
             return None
@@ -171,36 +182,78 @@ class Recipients:
         )
 
     async def mark_sending(
-        self, claim_id: int, recipient_ids: Sequence[int], instance_id: UUID
+        self,
+        claim_id: int,
+        recipient_ids: Sequence[int],
+        instance_id: UUID,
+        epoch: int | None = None,
     ) -> list[int]:
-        """``queued``/``sending`` -> ``sending`` by ``instance_id``, only for rows still in claim
-        ``claim_id``; returns the ids that moved: send those and only those.
+        """The ids :meth:`hand_over` moved to ``sending``: send those and only those."""
+        return (await self.hand_over(claim_id, recipient_ids, instance_id, epoch)).moved
 
-        A batch reclaimed after its recipients were requeued and claimed again elsewhere gets
-        nothing back, so the same recipient is never in two senders' hands.
+    async def hand_over(
+        self,
+        claim_id: int,
+        recipient_ids: Sequence[int],
+        instance_id: UUID,
+        epoch: int | None = None,
+    ) -> HandOver:
+        """Give a batch's rows to one sender (``instance_id`` at ``epoch``), in one statement
+        that checks the epoch is still the instance's current one (None: not checked).
+
+        Only rows still in claim ``claim_id`` are considered: a batch reclaimed after its
+        recipients were requeued and claimed again elsewhere gets nothing. Of those,
+        ``queued`` rows move to ``sending`` (send them); rows another sender (another
+        instance or an earlier epoch) left ``sending`` may have reached Meta: they are marked
+        in doubt, not sent; rows this very sender already holds (the same batch read again,
+        or enqueued twice) are left alone. A fenced sender moves nothing.
         """
-        rows = await self._pool.fetch(
+        row = await self._pool.fetchrow(
             """
-            WITH locked AS (
-                SELECT id FROM whatsapp_campaign_recipients
-                WHERE id = ANY($2::bigint[]) ORDER BY id FOR UPDATE
+            WITH fence AS (
+                SELECT $4::bigint IS NULL OR coalesce(
+                    (SELECT epoch = $4 FROM whatsapp_instances WHERE id = $3), false) AS ok
+            ), locked AS (
+                SELECT r.id, r.status AS was FROM whatsapp_campaign_recipients r
+                WHERE r.id = ANY($2::bigint[]) AND r.claim_id = $1
+                  AND (SELECT ok FROM fence)
+                ORDER BY r.id FOR UPDATE
+            ), moved AS (
+                UPDATE whatsapp_campaign_recipients r
+                SET status = 'sending',
+                    instance_id = CASE WHEN l.was = 'queued' THEN $3 ELSE r.instance_id END,
+                    sender_epoch = CASE WHEN l.was = 'queued' THEN $4 ELSE r.sender_epoch END,
+                    sending_at = CASE WHEN l.was = 'queued' THEN now() ELSE r.sending_at END,
+                    in_doubt_at = CASE WHEN l.was = 'queued' THEN NULL
+                                       ELSE coalesce(r.in_doubt_at, now()) END,
+                    updated_at = now()
+                FROM locked l
+                WHERE r.id = l.id
+                  AND (l.was = 'queued'
+                       OR (l.was = 'sending'
+                           AND (r.instance_id IS DISTINCT FROM $3
+                                OR r.sender_epoch IS DISTINCT FROM $4::bigint)))
+                RETURNING r.id, l.was
             )
-            UPDATE whatsapp_campaign_recipients r
-            SET status = 'sending', instance_id = $3, sending_at = now(), updated_at = now()
-            FROM locked
-            WHERE r.id = locked.id AND r.claim_id = $1 AND r.status IN ('queued', 'sending')
-            RETURNING r.id
+            SELECT (SELECT ok FROM fence) AS ok,
+                   array(SELECT id FROM moved WHERE was = 'queued' ORDER BY id) AS moved,
+                   array(SELECT id FROM moved WHERE was = 'sending' ORDER BY id) AS in_doubt
             """,
             claim_id,
             list(recipient_ids),
             instance_id,
+            epoch,
         )
-        return sorted(row["id"] for row in rows)
+        assert row is not None
+        return HandOver(
+            fenced=not row["ok"], moved=list(row["moved"]), in_doubt=list(row["in_doubt"])
+        )
 
     async def requeue(self, recipient_ids: Sequence[int]) -> int:
         """``queued``/``sending`` -> ``pending`` (e.g. their instance went down); returns how many.
 
-        Rows already sent, failed or pending are left alone.
+        Rows already sent, failed or pending are left alone, and so are rows in doubt (they
+        may have reached Meta: only their webhook or the in-doubt policy settles them).
         """
         result = await self._pool.execute(
             """
@@ -212,6 +265,7 @@ class Recipients:
             SET status = 'pending', claim_id = NULL, updated_at = now()
             FROM locked
             WHERE r.id = locked.id AND r.status IN ('queued', 'sending')
+              AND r.in_doubt_at IS NULL
             """,
             list(recipient_ids),
         )
@@ -283,7 +337,7 @@ class Recipients:
             WITH locked AS (
                 SELECT id FROM whatsapp_campaign_recipients
                 WHERE campaign_id = $1 AND status IN ('queued', 'sending')
-                  AND updated_at < now() - $2::interval
+                  AND updated_at < now() - $2::interval AND in_doubt_at IS NULL
                 ORDER BY id FOR UPDATE SKIP LOCKED
             )
             UPDATE whatsapp_campaign_recipients r

@@ -1,0 +1,187 @@
+"""Fencing in SQL: instance epochs, the coordinator lease, in-doubt rows (store/fencing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from dispatcher.store import Store
+from dispatcher.store.models import (
+    InDoubtPolicy,
+    RecipientStatus,
+    SendOutcome,
+    SendResult,
+    StatusUpdate,
+)
+from tests.store.conftest import MakeWorld, World, assert_counters_exact
+
+R = RecipientStatus
+
+
+def _result(world: World, recipient_id: int, outcome: SendOutcome) -> SendResult:
+    return SendResult(
+        recipient_id,
+        outcome,
+        datetime.now(UTC),
+        instance_id=world.instance.id,
+        wamid=f"wamid.f{recipient_id}" if outcome is SendOutcome.SENT else None,
+        error_message=None if outcome is SendOutcome.SENT else "x",
+    )
+
+
+async def _statuses(store: Store, ids: list[int]) -> list[RecipientStatus]:
+    found = await store.recipients.statuses(ids)
+    return [found[i] for i in ids]
+
+
+async def test_a_stale_epoch_changes_nothing(store: Store, make_world: MakeWorld) -> None:
+    world = await make_world(6)
+    old = await store.epochs.start(world.instance.id)
+    claim = await store.recipients.claim_pending(world.campaign.id, 6)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    first = await store.recipients.hand_over(claim.claim_id, ids[:3], world.instance.id, old)
+    assert (first.fenced, first.moved) == (False, ids[:3])
+
+    new = await store.epochs.start(world.instance.id)  # the replacement started
+    assert new == old + 1
+    assert not await store.epochs.current(world.instance.id, old)
+    stale = await store.recipients.hand_over(claim.claim_id, ids[3:], world.instance.id, old)
+    assert stale.fenced
+    assert (stale.moved, stale.in_doubt) == ([], [])
+    assert await store.recipients.mark_sending(claim.claim_id, ids, world.instance.id, old) == []
+    results = [_result(world, i, SendOutcome.SENT) for i in ids[:2]]
+    results.append(_result(world, ids[2], SendOutcome.FAILED))
+    changed = await store.outcomes.apply_results(
+        results, instance_id=world.instance.id, epoch=old
+    )
+    assert changed == 0
+    assert await _statuses(store, ids) == [R.SENDING] * 3 + [R.QUEUED] * 3
+
+    # The current epoch: the queued rows are its to send; those the old one left sending
+    # may have reached Meta, so they are in doubt and not handed over.
+    current = await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, new)
+    assert (current.fenced, current.moved, current.in_doubt) == (False, ids[3:], ids[:3])
+    changed = await store.outcomes.apply_results(
+        [_result(world, ids[3], SendOutcome.SENT)], instance_id=world.instance.id, epoch=new
+    )
+    assert changed == 1
+    await assert_counters_exact(store, world.campaign.id)
+
+
+async def test_a_batch_read_again_sends_nothing_twice(store: Store, make_world: MakeWorld) -> None:
+    world = await make_world(4)
+    epoch = await store.epochs.start(world.instance.id)
+    claim = await store.recipients.claim_pending(world.campaign.id, 4)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    first = await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, epoch)
+    assert first.moved == ids
+    await store.outcomes.apply_results(
+        [_result(world, ids[0], SendOutcome.SENT)], instance_id=world.instance.id, epoch=epoch
+    )
+    # The same entry read again, or an equal batch enqueued twice, by the same sender: its
+    # rows are sent or already in its hands: nothing to send, nothing in doubt.
+    again = await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, epoch)
+    assert (again.fenced, again.moved, again.in_doubt) == (False, [], [])
+
+
+async def test_in_doubt_rows_wait_for_their_webhook_or_the_policy(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(3)
+    epoch = await store.epochs.start(world.instance.id)
+    claim = await store.recipients.claim_pending(world.campaign.id, 3)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, epoch)
+    await store.outcomes.apply_results(
+        [_result(world, i, SendOutcome.IN_DOUBT) for i in ids],
+        instance_id=world.instance.id,
+        epoch=epoch,
+    )
+    assert await _statuses(store, ids) == [R.SENDING] * 3
+    # Neither the stale-row safety net nor a give-back moves a row in doubt.
+    assert await store.recipients.requeue(ids) == 0
+    assert await store.recipients.requeue_stale(world.campaign.id, timedelta(0)) == 0
+    # Not due yet: nothing.
+    past = datetime.now(UTC) - timedelta(hours=1)
+    assert await store.in_doubt.resolve(past, InDoubtPolicy.RESEND, None) == 0
+
+    # Its webhook came (matched by our callback data, the recipient id): settled as sent.
+    await store.outcomes.apply_statuses(
+        [StatusUpdate(R.SENT, datetime.now(UTC), "wamid.doubt0", recipient_id=ids[0])]
+    )
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert await store.in_doubt.resolve(future, InDoubtPolicy.FAIL_IN_DOUBT, None) >= 2
+    assert await _statuses(store, ids) == [R.SENT, R.FAILED, R.FAILED]
+    row = await store.recipients.get(ids[1])
+    assert row is not None
+    assert row.error_message is not None
+    assert "in doubt" in row.error_message
+    await assert_counters_exact(store, world.campaign.id)
+
+
+async def test_resend_policy_gives_in_doubt_rows_back_to_pending(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(2)
+    old = await store.epochs.start(world.instance.id)
+    claim = await store.recipients.claim_pending(world.campaign.id, 2)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, old)
+    new = await store.epochs.start(world.instance.id)  # the sender died; its successor:
+    handed = await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, new)
+    assert handed.in_doubt == ids
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert await store.in_doubt.resolve(future, InDoubtPolicy.RESEND, None) >= 2
+    assert await _statuses(store, ids) == [R.PENDING] * 2
+    again = await store.recipients.claim_pending(world.campaign.id, 2)
+    assert again is not None
+    assert [r.id for r in again.recipients] == ids
+    await assert_counters_exact(store, world.campaign.id)
+
+
+async def test_one_coordinator_holds_the_lease_and_fences_the_other(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(4)
+    await store.pool.execute("DELETE FROM whatsapp_coordinator_lease")
+    first = await store.leases.acquire("coordinator-a", 1.0)
+    assert first is not None
+    assert await store.leases.acquire("coordinator-b", 1.0) is None  # standby
+    assert await store.leases.acquire("coordinator-a", 1.0) == first  # renewed, same term
+    state = await store.leases.state()
+    assert state is not None
+    assert (state.holder, state.epoch) == ("coordinator-a", first)
+    assert state.expires_in_s > 0
+
+    claim = await store.recipients.claim_pending(
+        world.campaign.id, 1, lease=("coordinator-b", first)
+    )
+    assert claim is None  # b does not hold the lease: its claim changes nothing
+    claim = await store.recipients.claim_pending(
+        world.campaign.id, 1, lease=("coordinator-a", first)
+    )
+    assert claim is not None
+
+    await asyncio.sleep(1.2)  # a stops renewing (it died)
+    assert (
+        await store.recipients.claim_pending(world.campaign.id, 1, lease=("coordinator-a", first))
+        is None
+    )  # an expired lease fences its own holder too
+    second = await store.leases.acquire("coordinator-b", 5.0)
+    assert second == first + 1
+    assert await store.leases.acquire("coordinator-a", 1.0) is None
+    assert (
+        await store.recipients.claim_pending(world.campaign.id, 1, lease=("coordinator-a", first))
+        is None
+    )
+    assert (
+        await store.recipients.claim_pending(world.campaign.id, 1, lease=("coordinator-b", second))
+        is not None
+    )
+    assert await store.leases.release("coordinator-b")
+    assert await store.leases.acquire("coordinator-a", 1.0) == second + 1
+    await store.pool.execute("DELETE FROM whatsapp_coordinator_lease")
