@@ -52,9 +52,7 @@ async def test_a_stale_epoch_changes_nothing(store: Store, make_world: MakeWorld
     assert await store.recipients.mark_sending(claim.claim_id, ids, world.instance.id, old) == []
     results = [_result(world, i, SendOutcome.SENT) for i in ids[:2]]
     results.append(_result(world, ids[2], SendOutcome.FAILED))
-    changed = await store.outcomes.apply_results(
-        results, instance_id=world.instance.id, epoch=old
-    )
+    changed = await store.outcomes.apply_results(results, instance_id=world.instance.id, epoch=old)
     assert changed == 0
     assert await _statuses(store, ids) == [R.SENDING] * 3 + [R.QUEUED] * 3
 
