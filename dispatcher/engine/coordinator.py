@@ -207,12 +207,16 @@ class CoordinatorCore:
 
     # -- in-doubt sends -------------------------------------------------------------------
 
-    async def resolve_in_doubt(self) -> int:
-        """Apply the in-doubt policy to sends no webhook settled within the bound."""
+    async def resolve_in_doubt(self, campaign_ids: list[UUID] | None = None) -> int:
+        """Apply the in-doubt policy to sends no webhook settled within the bound (of
+        ``campaign_ids`` only, if given)."""
         self._last_in_doubt = self._clock()
         due = self.config.in_doubt_bound().due_before(self._wall_clock(), self.webhook_watermark())
         resolved = await self._store.in_doubt.resolve(
-            datetime.fromtimestamp(due, UTC), self.config.in_doubt_policy, self._lease()
+            datetime.fromtimestamp(due, UTC),
+            self.config.in_doubt_policy,
+            self._lease(),
+            campaign_ids,
         )
         if resolved:
             self.in_doubt_resolved += resolved

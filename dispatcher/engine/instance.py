@@ -247,6 +247,10 @@ class InstanceWorker:
             batch.claim_id, ids, self.instance_id, self.epoch
         )
         if handed.fenced:
+            # Read after a newer incarnation took over (they share the consumer name): hand
+            # it back for that one, appended again before the ack so it cannot be lost.
+            await self._queue.enqueue(self.instance_id, job.batch)
+            await self._queue.ack(self.instance_id, job.job_id)
             self._fence("taking a batch")
             return
         if handed.in_doubt:

@@ -16,6 +16,7 @@ its statement arrives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -112,12 +113,17 @@ class InDoubtRows:
         self._pool = pool
 
     async def resolve(
-        self, due_before: datetime, policy: InDoubtPolicy, lease: tuple[str, int] | None
+        self,
+        due_before: datetime,
+        policy: InDoubtPolicy,
+        lease: tuple[str, int] | None,
+        campaign_ids: Sequence[UUID] | None = None,
     ) -> int:
         """Apply ``policy`` to rows still in doubt since before ``due_before`` (no webhook
         settled them); how many. ``resend``: back to ``pending`` for the coordinator to route
         again; ``fail_in_doubt``: ``failed``, the error message saying why. Only while
-        ``lease`` (holder, epoch) is held, checked in this statement."""
+        ``lease`` (holder, epoch) is held, checked in this statement. ``campaign_ids``: only
+        those campaigns' rows (None: every campaign's)."""
         result = await self._pool.execute(
             """
             WITH locked AS (
@@ -127,6 +133,7 @@ class InDoubtRows:
                       SELECT 1 FROM whatsapp_coordinator_lease l
                       WHERE l.name = 'coordinator' AND l.holder = $3 AND l.epoch = $4
                         AND l.expires_at > now()))
+                  AND ($5::uuid[] IS NULL OR campaign_id = ANY($5::uuid[]))
                 ORDER BY id FOR UPDATE SKIP LOCKED
             )
             UPDATE whatsapp_campaign_recipients r
@@ -145,6 +152,7 @@ class InDoubtRows:
             policy.value,
             None if lease is None else lease[0],
             None if lease is None else lease[1],
+            None if campaign_ids is None else list(campaign_ids),
         )
         return int(result.split()[-1])
 

@@ -211,17 +211,21 @@ async def test_a_throttle_burst_fault_answers_130429_that_many_times(
     assert [getattr(r, "code", None) for r in results] == [130429, 130429, None]
 
 
-async def test_a_timeout_is_a_transient_error_not_an_exception(
-    sandbox_process: SandboxProcess, sandbox: SandboxControl
+@pytest.mark.parametrize("kind", list(TransportKind))
+async def test_a_timeout_after_the_request_left_is_in_doubt_not_transient(
+    sandbox_process: SandboxProcess, sandbox: SandboxControl, kind: TransportKind
 ) -> None:
+    # Meta may have taken it: resending it blindly could deliver it twice.
     await sandbox.faults(timeout_ratio=1.0, timeout_s=3.0)
-    meta = MetaClient(sandbox_process.url, "v23.0", pool=PoolConfig(request_timeout_s=0.3))
+    meta = MetaClient(
+        sandbox_process.url, "v23.0", transport_kind=kind, pool=PoolConfig(request_timeout_s=0.3)
+    )
     try:
         result = await meta.send_template("2001", "token-2001", phone(11), HELLO)
     finally:
         await meta.aclose()
     assert isinstance(result, MetaError)
-    assert result.error_class is ErrorClass.TRANSIENT
+    assert result.error_class is ErrorClass.IN_DOUBT
     assert result.code is None
     assert "timeout" in str(result)
 

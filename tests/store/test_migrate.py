@@ -29,7 +29,7 @@ async def test_migrations_apply_once_even_with_concurrent_starters(
             tables = await conns[0].fetchval(
                 "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'whatsapp_%'"
             )
-            assert tables == 7  # 0003: whatsapp_suppressions
+            assert tables == 8  # 0003: whatsapp_suppressions; 0006: the coordinator lease
         finally:
             for conn in conns:
                 await conn.close()
