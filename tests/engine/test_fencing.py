@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -39,6 +39,7 @@ from dispatcher.store.models import (
     NewRecipient,
     RecipientStatus,
 )
+from tests.engine.fakes import FakeFleet, wait_for
 
 R = RecipientStatus
 ACCEPTED = {R.SENT, R.DELIVERED, R.READ}
@@ -164,25 +165,6 @@ async def env(
         await client.aclose()
 
 
-class FakeFleet:
-    """Every number usable at its registered rate; no Ray."""
-
-    def __init__(self) -> None:
-        self.ensured: list[UUID] = []
-
-    async def ensure(self, instance: Instance) -> None:
-        self.ensured.append(instance.id)
-
-    def usable(self, instance_id: UUID) -> bool:
-        return True
-
-    def rate(self, instance_id: UUID) -> float | None:
-        return None
-
-    def error_class(self, instance_id: UUID) -> str | None:
-        return None
-
-
 def _worker(env: Env, config: EngineConfig, mps: float, timeout_s: float = 5.0) -> InstanceWorker:
     client = MetaClient(env.url, "v23.0", pool=PoolConfig(request_timeout_s=timeout_s))
     env.clients.append(client)
@@ -197,13 +179,6 @@ def _worker(env: Env, config: EngineConfig, mps: float, timeout_s: float = 5.0) 
         config=config,
         consumer="instance-test",
     )
-
-
-async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def _route(env: Env, config: EngineConfig) -> None:
@@ -224,12 +199,12 @@ async def test_a_replaced_worker_stops_sending_its_batch_at_once(env: Env) -> No
     await _route(env, config)  # one batch of 10 on the number's stream
     old = _worker(env, config, mps=2.0)  # slow: 2 a second
     old_run = asyncio.create_task(old.run())
-    await _until(lambda: _count_at_least(env, 2))
+    await wait_for(lambda: _count_at_least(env, 2))
     # The replacement starts (Ray restarted the actor while the old process still runs):
     # it takes the next epoch and reclaims the batch.
     new = _worker(env, config, mps=2.0)
     new_run = asyncio.create_task(new.run())
-    await _until(lambda: _true(new.epoch is not None))
+    await wait_for(lambda: new.epoch is not None)
     sent_at_takeover = sum((await env.accepted()).values())
     await asyncio.wait_for(old_run, 5.0)  # fenced: it stopped by itself
     await asyncio.sleep(2.0)  # at 2/s it would have sent 4 more
@@ -262,10 +237,6 @@ async def _count_at_least(env: Env, n: int) -> bool:
     return sum((await env.accepted()).values()) >= n
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def test_a_send_timed_out_after_meta_took_it_is_not_sent_twice(env: Env) -> None:
     config = EngineConfig(
         batch_size=5, flush_interval_s=0.05, in_doubt_min_wait_s=0.0, in_doubt_webhook_margin_s=0.0
@@ -276,14 +247,14 @@ async def test_a_send_timed_out_after_meta_took_it_is_not_sent_twice(env: Env) -
     await env.sandbox.faults(accept_timeout_ratio=1.0, timeout_s=3.0)
     worker = _worker(env, config, mps=80.0, timeout_s=0.5)
     run = asyncio.create_task(worker.run())
-    await _until(lambda: _true(worker.pipeline.stats.in_doubt == 5))
-    await _until(lambda: _true(not worker.stats()["batches_held"]))  # acked: all settled
+    await wait_for(lambda: worker.pipeline.stats.in_doubt == 5)
+    await wait_for(lambda: not worker.stats()["batches_held"])  # acked: all settled
     await env.sandbox.faults(clear=True)
     assert await env.statuses(ids) == [R.SENDING] * 5  # in doubt, not resent
     assert await env.store.in_doubt.count() >= 5
     # Their status webhooks arrive (matched by our callback data): settled as sent.
     applier = WebhookApplier(env.store, env.queues.webhooks)
-    await _until(lambda: _true(_sent_statuses(env.inbox, env.pid) >= 5))
+    await wait_for(lambda: _sent_statuses(env.inbox, env.pid) >= 5)
     await env.apply_webhooks(applier)
     assert set(await env.statuses(ids)) <= ACCEPTED
     # Even once due, the policy has nothing left to resend.
@@ -320,8 +291,8 @@ async def test_with_no_webhook_the_policy_settles_in_doubt_sends_after_the_bound
     await env.sandbox.faults(timeout_ratio=1.0, timeout_s=2.0)
     worker = _worker(env, config, mps=80.0, timeout_s=0.5)
     run = asyncio.create_task(worker.run())
-    await _until(lambda: _true(worker.pipeline.stats.in_doubt == 3))
-    await _until(lambda: _true(not worker.stats()["batches_held"]))
+    await wait_for(lambda: worker.pipeline.stats.in_doubt == 3)
+    await wait_for(lambda: not worker.stats()["batches_held"])
     worker.stop()
     await asyncio.wait_for(run, 10.0)
     await env.sandbox.faults(clear=True)

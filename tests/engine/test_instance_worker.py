@@ -183,32 +183,35 @@ async def test_a_reclaimed_batch_with_sending_rows_waits_for_evidence(
     instance = await sandbox_number(make_instance)
     campaign = await make_campaign([instance], 10, start=3000)
     await routed(store, work_queue, instance, campaign, 10)
-    # A predecessor read the batch, marked it sending, and died: it may have sent any of it.
+    # A predecessor (an earlier epoch) read the batch, marked it sending, and died: it may
+    # have sent any of it.
     [job] = await work_queue.read(instance.id, "dead-actor", count=1)
     batch = Batch.from_json(job.batch)
     ids = [item.recipient_id for item in batch.items]
-    assert await store.recipients.mark_sending(batch.claim_id, ids, instance.id) == ids
+    epoch = await store.epochs.start(instance.id)
+    assert await store.recipients.mark_sending(batch.claim_id, ids, instance.id, epoch) == ids
 
-    running = worker(
-        instance, worker_store, work_queue, client, ambiguity_grace_s=1.5, flush_interval_s=0.1
-    )
+    running = worker(instance, worker_store, work_queue, client, flush_interval_s=0.1)
     task = asyncio.create_task(running.run())
     try:
-        await wait_for(lambda: running.stats()["batches_held"] == 1)
-        assert await sandbox.requests() == []  # nothing resent on sight
+        # In doubt, never resent by the worker: the batch is settled without a send.
+        await wait_for(lambda: settled(work_queue, instance.id))
+        assert running.in_doubt_found == 10
+        assert await sandbox.requests() == []
         # Meta's webhooks say the predecessor's sends of four of them went through.
         now = datetime.now(UTC)
         await store.outcomes.apply_statuses(
             [StatusUpdate(RecipientStatus.DELIVERED, now, recipient_id=i) for i in ids[:4]]
         )
+        # No webhook for the other six: once the bound passed, the policy (resend) gives
+        # them back to pending for the coordinator to route again.
+        core = CoordinatorCore(
+            store, work_queue, FakeFleet(), EngineConfig(), wall_clock=lambda: now.timestamp() + 3600
+        )
+        assert await core.resolve_in_doubt([campaign.id]) == 6
         assert await sandbox.requests() == []
-        await wait_for(lambda: settled(work_queue, instance.id))
     finally:
         running.stop()
         await asyncio.wait_for(task, 30)
-    audit = await sandbox.audit()
-    assert (audit["accepted"], audit["duplicate_sends"]) == (6, 0)
-    resent = {r["recipient"] for r in await sandbox.requests()}
-    assert resent == {item.address for item in batch.items[4:]}
     counts = await store.recipients.count_by_status(campaign.id)
-    assert (counts[RecipientStatus.DELIVERED], counts[RecipientStatus.SENT]) == (4, 6)
+    assert (counts[RecipientStatus.DELIVERED], counts[RecipientStatus.PENDING]) == (4, 6)
