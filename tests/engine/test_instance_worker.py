@@ -205,8 +205,9 @@ async def test_a_reclaimed_batch_with_sending_rows_waits_for_evidence(
         )
         # No webhook for the other six: once the bound passed, the policy (resend) gives
         # them back to pending for the coordinator to route again.
+        later = now.timestamp() + 3600
         core = CoordinatorCore(
-            store, work_queue, FakeFleet(), EngineConfig(), wall_clock=lambda: now.timestamp() + 3600
+            store, work_queue, FakeFleet(), EngineConfig(), wall_clock=lambda: later
         )
         assert await core.resolve_in_doubt([campaign.id]) == 6
         assert await sandbox.requests() == []
