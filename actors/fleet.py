@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.instance import RemoteInstanceActor, actor_name
 from dispatcher.deployment import Deployment
+from dispatcher.meta.error_codes import Throttle
 from dispatcher.store.models import Instance
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,19 @@ class RayFleet:
             log.warning("instance actor %s could not re-read its facts: %s", instance_id, exc)
             return None
         return None if rate is None else float(rate)
+
+    async def throttle(self, instance_id: UUID, throttle: Throttle) -> bool:
+        handle = self._handles.get(instance_id)
+        if handle is None:
+            return False
+        try:
+            result: bool = await asyncio.wait_for(
+                handle.throttle.remote(throttle.value), STATS_TIMEOUT_S
+            )
+        except (TimeoutError, RayError) as exc:
+            log.warning("instance %s: throttle not delivered: %s", instance_id, exc)
+            return False
+        return result
 
     async def restart(self, instance: Instance) -> None:
         """Replace the actor (new token, or back from an error)."""

@@ -24,6 +24,7 @@ from dispatcher.deployment import Deployment
 from dispatcher.engine.instance import InstanceWorker
 from dispatcher.engine.number_facts import read_number_facts
 from dispatcher.meta.client import MetaClient
+from dispatcher.meta.error_codes import Throttle
 from dispatcher.meta.transport import PoolConfig
 from dispatcher.queue import Queues
 from dispatcher.store import Store
@@ -178,6 +179,13 @@ class InstanceActor:
         self._worker.pipeline.end_pause()
         log.info("instance %s now sends at up to %.0f msg/s", instance.phone_number_id, throughput)
         return throughput
+
+    async def throttle(self, throttle: str) -> bool:
+        """Cut this number's rate as a send's throttle error would (a webhook said so)."""
+        if self._worker is None:
+            return False
+        self._worker.pacer.throttled(Throttle(throttle))
+        return True
 
     async def ping(self) -> str:
         return "pong"

@@ -248,6 +248,7 @@ class RecipientOut(BaseModel):
     wamid: str | None
     error_code: int | None
     error_message: str | None
+    error_details: str | None
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None

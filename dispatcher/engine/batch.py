@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.messages import Template, Variables, template_body
 from dispatcher.store.models import Claim, ClaimedRecipient
 
@@ -60,10 +61,13 @@ class Batch:
             items=[BatchItem(r.id, r.address, r.variables, r.attempts) for r in recipients],
         )
 
-    def body(self, item: BatchItem) -> bytes:
-        """The send body; the recipient's id rides in ``biz_opaque_callback_data`` so its
-        status webhook can be matched even when the send's answer was lost."""
-        return template_body(item.address, self.template, item.variables, str(item.recipient_id))
+    def body(self, item: BatchItem, tag: CallbackTag) -> bytes:
+        """The send body; the recipient's id rides in ``biz_opaque_callback_data``, tagged,
+        so its status webhook can be matched even when the send's answer was lost, and no
+        other sender's callback data can pass for it."""
+        return template_body(
+            item.address, self.template, item.variables, tag.make(item.recipient_id)
+        )
 
 
 def template_from_json(data: dict[str, Any]) -> Template:

@@ -24,7 +24,7 @@ from uuid import UUID
 from dispatcher.engine.batch import Batch, template_from_json
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.lease import LeaseKeeper
-from dispatcher.meta.error_codes import ErrorClass
+from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
 from dispatcher.queue.streams import WorkQueue
@@ -63,6 +63,11 @@ class InstanceFleet(Protocol):
 
     async def redetect(self, instance_id: UUID) -> float | None:
         """Have the number's actor read its facts again (limit, throughput); its new rate."""
+        ...
+
+    async def throttle(self, instance_id: UUID, throttle: Throttle) -> bool:
+        """Cut the actor's send rate as a throttle error on a send would (a webhook's
+        ``value.errors[]``); False when no actor serves the instance here."""
         ...
 
 

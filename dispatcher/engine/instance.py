@@ -31,6 +31,7 @@ from dispatcher.engine.pipeline import (
     SendPipeline,
     Suppress,
 )
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.client import MetaClient
 from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.policies.backoff import Backoff
@@ -53,12 +54,12 @@ class HeldJob:
     reason: str = ""
 
 
-def _message(job: Job, batch: Batch, item: BatchItem) -> OutgoingMessage:
+def _message(job: Job, batch: Batch, item: BatchItem, tag: CallbackTag) -> OutgoingMessage:
     return OutgoingMessage(
         item.recipient_id,
         job.job_id,
         item.address,
-        batch.body(item),
+        batch.body(item, tag),
         item.attempts,
         campaign_id=batch.campaign_id,
     )
@@ -122,6 +123,7 @@ class InstanceWorker:
         self._stopping = False
         self.started_at = clock()
         self.written = 0
+        self._tag: CallbackTag | None = None
 
     # -- callbacks from the pipeline ----------------------------------------------------
 
@@ -177,6 +179,7 @@ class InstanceWorker:
             self.epoch = await self._store.epochs.start(self.instance_id)
         self._confirmed_at = self._clock()
         log.info("instance %s: epoch %d", self.phone_number_id, self.epoch)
+        self._tag = await self._store.secrets.callback_tag()
         await self._queue.recover_stuck(self.instance_id, min_idle_ms=0)  # a dead predecessor's
         sender = asyncio.create_task(self.pipeline.run(), name=f"send-{self.phone_number_id}")
         loops = [
@@ -207,6 +210,10 @@ class InstanceWorker:
                     )
                 else:
                     await self._give_back()
+
+    def _callback_tag(self) -> CallbackTag:
+        assert self._tag is not None, "run() reads the tag before any batch"
+        return self._tag
 
     def stop(self) -> None:
         self._stopping = True
@@ -270,7 +277,7 @@ class InstanceWorker:
         if not items:
             await self._settle_job(job.job_id, held)
             return
-        self.pipeline.submit(_message(job, batch, i) for i in items)
+        self.pipeline.submit(_message(job, batch, i, self._callback_tag()) for i in items)
 
     async def _flush_loop(self) -> None:
         while True:

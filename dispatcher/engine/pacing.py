@@ -145,6 +145,14 @@ class Pacer:
             self.adaptive.on_throttle(throttle)
             self._sync_rate()
 
+    def throttled(self, throttle: Throttle) -> None:
+        """Meta reported a throttle outside any send (a webhook's ``value.errors[]``): cut
+        the rate as that error on a send would, with no message and no breaker involved."""
+        if throttle is Throttle.PAIR:
+            return  # about one customer, whom an error with no message does not name
+        self.adaptive.on_throttle(throttle)
+        self._sync_rate()
+
     def _sync_rate(self) -> None:
         rate = self.adaptive.rate()
         if self._paced(rate) != self.bucket.rate:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dispatcher.engine.error_webhooks import ErrorWebhooks
+from dispatcher.engine.messages_webhook import on_messages
 from dispatcher.engine.webhooks import Handler
 from dispatcher.meta.webhooks import MESSAGES_FIELD, Change
 from dispatcher.store import Store
@@ -39,8 +40,14 @@ def webhook_handlers(context: WebhookContext) -> dict[str, Handler]:
     from dispatcher.engine.account_webhooks import account_handlers
 
     errors = ErrorWebhooks(context.store)
+
+    async def value_errors(change: Change) -> None:
+        await on_messages(context, change)
+
     return merge(
         account_handlers(context),
+        # value.errors[] (an asynchronous 130429...): throttle the number it names.
+        {MESSAGES_FIELD: value_errors},
         {
             "message_template_status_update": errors.template_status,
             "user_preferences": errors.user_preferences,

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.webhooks import MESSAGES_FIELD, Change, change_statuses, changes
 from dispatcher.outages import is_outage
 from dispatcher.queue.webhooks import WebhookJob, WebhookQueue
@@ -37,12 +38,12 @@ class _Parsed:
     job: WebhookJob
     changes: list[Change]
 
-    def statuses(self) -> list[StatusUpdate]:
+    def statuses(self, tag: CallbackTag) -> list[StatusUpdate]:
         return [
             update
             for change in self.changes
             if change.field == MESSAGES_FIELD
-            for update in change_statuses(change)
+            for update in change_statuses(change, tag)
         ]
 
 
@@ -72,6 +73,15 @@ class WebhookApplier:
         self.watermark_s: float | None = None
         """The latest event time (Meta's clock, seconds) among the statuses applied: how far
         the webhooks have come, which bounds the wait of in-doubt sends."""
+        self._tag: CallbackTag | None = None
+
+    async def _callback_tag(self) -> CallbackTag:
+        """The deployment's tag (read once): statuses are ours by wamid or by this tag."""
+        if self._tag is None:
+            self._tag = await self._in_place(
+                self._store.secrets.callback_tag, "reading the callback tag key"
+            )
+        return self._tag
 
     async def run(self) -> None:
         await self.recover()
@@ -106,7 +116,8 @@ class WebhookApplier:
     async def _apply(self, parsed: Sequence[_Parsed]) -> int:
         """Statuses of all in one write, then each payload's other fields; a payload whose
         data the database refuses is dead-lettered alone (and dropped from ``parsed``)."""
-        updates = [u for p in parsed for u in p.statuses()]
+        tag = await self._callback_tag()
+        updates = [u for p in parsed for u in p.statuses(tag)]
         try:
             written = await self._in_place(lambda: self._write(updates), "writing statuses")
         except Exception as exc:  # data refused: find the payload that carries it

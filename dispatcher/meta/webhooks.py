@@ -2,9 +2,15 @@
 
 A payload carries one or more entries (``entry[].id`` is the WhatsApp Business Account id),
 each with changes named by ``field``. Statuses (``field: messages``) are matched by wamid, or
-by ``biz_opaque_callback_data`` (the recipient id the dispatcher put in it), never by phone:
-a user may hide the phone behind a username (BSUID, 2026). The other fields (operational
-webhooks) are handed to the handlers in :mod:`dispatcher.engine.webhook_handlers`.
+by ``biz_opaque_callback_data`` when it is our tag (:mod:`dispatcher.meta.callback_tag`),
+never by phone: a user may hide the phone behind a username (BSUID, 2026), and another
+sender on the same number puts its own data there. The 2026 shapes are read too: statuses
+with ``contacts`` and ``recipient_user_id`` and no ``recipient_id`` (Meta, "Business-scoped
+user IDs": https://developers.facebook.com/docs/whatsapp/cloud-api/business-scoped-user-ids),
+and ``value.errors[]`` not tied to a message (Meta, "Status messages" webhook reference:
+https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/reference/messages/status).
+The other fields (operational webhooks) are handed to the handlers in
+:mod:`dispatcher.engine.webhook_handlers`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.store.models import RecipientStatus, StatusUpdate
 
 _STATUSES = {
@@ -55,45 +62,88 @@ def changes(payload: Any) -> Iterator[Change]:
                 yield Change(field, value, str(entry_id) if entry_id is not None else None)
 
 
-def statuses(payload: Any) -> Iterator[StatusUpdate]:
+@dataclass(frozen=True, slots=True)
+class ChangeError:
+    """One ``value.errors[]`` item of a ``messages`` change: an error not tied to a message
+    (an asynchronous 130429, ...), about the number ``phone_number_id``."""
+
+    code: int | None
+    title: str
+    details: str | None
+    phone_number_id: str | None
+
+
+def statuses(payload: Any, tag: CallbackTag) -> Iterator[StatusUpdate]:
     """Every message status in one webhook payload; anything else skipped.
 
     Raises ``ValueError`` for a payload that is not Meta's shape at all.
     """
     for change in changes(payload):
         if change.field == MESSAGES_FIELD:
-            yield from change_statuses(change)
+            yield from change_statuses(change, tag)
 
 
-def change_statuses(change: Change) -> Iterator[StatusUpdate]:
+def change_statuses(change: Change, tag: CallbackTag) -> Iterator[StatusUpdate]:
     """The statuses of one ``messages`` change (``value.statuses[]``)."""
     raw_statuses = change.value.get("statuses")
     if not isinstance(raw_statuses, list):
         return
     for raw in raw_statuses:
-        update = _status(raw)
+        update = _status(raw, tag)
         if update is not None:
             yield update
 
 
-def _status(raw: Any) -> StatusUpdate | None:
+def phone_number_id(change: Change) -> str | None:
+    """``value.metadata.phone_number_id``: the number a ``messages`` change is about."""
+    metadata = change.value.get("metadata")
+    value = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def change_errors(change: Change) -> Iterator[ChangeError]:
+    """The ``value.errors[]`` of one ``messages`` change (no statuses with them)."""
+    raw_errors = change.value.get("errors")
+    if not isinstance(raw_errors, list):
+        return
+    number = phone_number_id(change)
+    for raw in raw_errors:
+        if isinstance(raw, dict):
+            code, title, details = _error(raw)
+            yield ChangeError(code, title, details, number)
+
+
+def _error(raw: dict[str, Any]) -> tuple[int | None, str, str | None]:
+    """``code``, ``title`` (else ``message``) and ``error_data.details`` of one error."""
+    code = raw.get("code")
+    title = _text(raw.get("title") or raw.get("message") or "")
+    error_data = raw.get("error_data")
+    details = error_data.get("details") if isinstance(error_data, dict) else None
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        title,
+        _text(details) if details is not None else None,
+    )
+
+
+def _text(value: Any) -> str:
+    return str(value).replace("\x00", "")[:500]  # Postgres text takes no NUL
+
+
+def _status(raw: Any, tag: CallbackTag) -> StatusUpdate | None:
     if not isinstance(raw, dict):
         return None
     status = _STATUSES.get(str(raw.get("status")))
     if status is None:
         return None  # "deleted", "warning", ...: not a delivery status
     wamid = raw.get("id") if isinstance(raw.get("id"), str) and "\x00" not in raw["id"] else None
-    callback = raw.get("biz_opaque_callback_data")
-    recipient_id = _recipient_id(callback)
+    recipient_id = _recipient_id(raw.get("biz_opaque_callback_data"), tag)
     if wamid is None and recipient_id is None:
         return None
-    error_code = error_message = None
+    error_code = error_message = error_details = None
     errors = raw.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code = errors[0].get("code")
-        error_code = code if isinstance(code, int) else None
-        message = str(errors[0].get("title") or errors[0].get("message") or "")
-        error_message = message.replace("\x00", "")[:500]  # Postgres text takes no NUL
+        error_code, error_message, error_details = _error(errors[0])
     return StatusUpdate(
         status=status,
         at=_timestamp(raw.get("timestamp")),
@@ -101,17 +151,14 @@ def _status(raw: Any) -> StatusUpdate | None:
         recipient_id=recipient_id,
         error_code=error_code,
         error_message=error_message,
+        error_details=error_details,
     )
 
 
-def _recipient_id(callback: Any) -> int | None:
-    """The id the dispatcher put in ``biz_opaque_callback_data``; None for anything that
-    cannot be one (another system's data, or digits past a bigint: they would fail the bulk
-    write of every status in the batch)."""
-    if not isinstance(callback, str) or not (callback.isascii() and callback.isdigit()):
-        return None
-    value = int(callback)
-    return value if value < 2**63 else None
+def _recipient_id(callback: Any, tag: CallbackTag) -> int | None:
+    """The recipient id of our tag in ``biz_opaque_callback_data``; None for anything else:
+    another sender's data (a bare number that may equal one of our ids), a forged tag."""
+    return tag.recipient_id(callback)
 
 
 def _timestamp(value: Any) -> datetime:

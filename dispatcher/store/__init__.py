@@ -18,6 +18,7 @@ from dispatcher.store.migrate import migrate
 from dispatcher.store.outcomes import Outcomes
 from dispatcher.store.portfolios import Portfolios
 from dispatcher.store.recipients import Recipients
+from dispatcher.store.secrets import Secrets
 from dispatcher.store.suppressions import Suppressions
 
 
@@ -35,6 +36,7 @@ class Store:
     epochs: Epochs
     leases: CoordinatorLeases
     in_doubt: InDoubtRows
+    secrets: Secrets
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Store:
@@ -50,6 +52,7 @@ class Store:
             epochs=Epochs(pool),
             leases=CoordinatorLeases(pool),
             in_doubt=InDoubtRows(pool),
+            secrets=Secrets(pool),
         )
 
     @classmethod

@@ -244,6 +244,7 @@ class Recipient:
     wamid: str | None
     error_code: int | None
     error_message: str | None
+    error_details: str | None
     created_at: datetime
     updated_at: datetime
     queued_at: datetime | None
@@ -271,7 +272,8 @@ class SendResult:
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
     """One status from Meta's webhook, matched by ``wamid``, else by ``recipient_id``
-    (the id the dispatcher put in ``biz_opaque_callback_data``); never by phone."""
+    (read from our verified tag in ``biz_opaque_callback_data``, never from bare data);
+    never by phone."""
 
     status: RecipientStatus
     at: datetime
@@ -279,6 +281,8 @@ class StatusUpdate:
     recipient_id: int | None = None
     error_code: int | None = None
     error_message: str | None = None
+    error_details: str | None = None
+    """``errors[].error_data.details``: Meta's own words on why it failed."""
 
 
 @dataclass(frozen=True, slots=True)

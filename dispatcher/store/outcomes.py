@@ -73,9 +73,12 @@ WHERE r.id = one.id
 _APPLY_STATUSES = """
 WITH given AS (
     SELECT * FROM unnest($1::whatsapp_recipient_status[], $2::timestamptz[], $3::text[],
-                         $4::bigint[], $5::int[], $6::text[])
-        AS g(status, at, wamid, recipient_id, error_code, error_message)
+                         $4::bigint[], $5::int[], $6::text[], $7::text[])
+        AS g(status, at, wamid, recipient_id, error_code, error_message, error_details)
 ), matched AS (
+    -- Ours only: a wamid we recorded, else the recipient id of our verified tag (the parser
+    -- gives none for another sender's bare callback data). A wamid known here wins over the
+    -- tag, so a status can never be steered to another row by its callback data.
     SELECT coalesce(
                (SELECT w.id FROM whatsapp_campaign_recipients w
                 WHERE g.wamid IS NOT NULL AND w.wamid = g.wamid LIMIT 1),
@@ -96,7 +99,9 @@ WITH given AS (
            (array_agg(error_code ORDER BY at, error_code)
                FILTER (WHERE status = 'failed'))[1] AS error_code,
            (array_agg(error_message ORDER BY at, error_code)
-               FILTER (WHERE status = 'failed'))[1] AS error_message
+               FILTER (WHERE status = 'failed'))[1] AS error_message,
+           (array_agg(error_details ORDER BY at, error_code)
+               FILTER (WHERE status = 'failed'))[1] AS error_details
     FROM matched WHERE id IS NOT NULL GROUP BY id
 ), locked AS (
     SELECT folded.* FROM whatsapp_campaign_recipients r JOIN folded ON folded.id = r.id
@@ -116,6 +121,10 @@ SET status = greatest(r.status, f.status),
                          WHEN r.failed_at IS NULL OR f.failed_at < r.failed_at
                              THEN f.error_message
                          ELSE r.error_message END,
+    error_details = CASE WHEN f.failed_at IS NULL THEN r.error_details
+                         WHEN r.failed_at IS NULL OR f.failed_at < r.failed_at
+                             THEN f.error_details
+                         ELSE r.error_details END,
     updated_at = now()
 FROM locked f
 WHERE r.id = f.id
@@ -171,8 +180,9 @@ class Outcomes:
     async def apply_statuses(self, statuses: Sequence[StatusUpdate]) -> int:
         """Apply a batch of webhook statuses in one statement; returns the recipients matched.
 
-        Matched by wamid, else by recipient id; statuses matching nothing (another system's
-        messages on the same number) are dropped. Forward-only, see the module docstring: a
+        Matched by wamid, else by recipient id (taken only from our verified callback tag);
+        statuses matching nothing (another system's messages on the same number) are
+        dropped. Forward-only, see the module docstring: a
         ``failed`` after ``sent`` moves the row to ``failed`` (``total_sent`` keeps counting
         it, ``total_failed`` grows), a ``delivered`` after ``read`` only records its time.
         """
@@ -189,5 +199,6 @@ class Outcomes:
             [s.recipient_id for s in statuses],
             [s.error_code for s in statuses],
             [s.error_message for s in statuses],
+            [s.error_details for s in statuses],
         )
         return int(result.split()[-1])

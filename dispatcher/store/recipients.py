@@ -36,8 +36,8 @@ _COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
 
 COLUMNS = (
     "id, campaign_id, phone, user_id, variables, status, claim_id, attempts, instance_id, "
-    "wamid, error_code, error_message, created_at, updated_at, queued_at, sending_at, sent_at, "
-    "delivered_at, read_at, failed_at"
+    "wamid, error_code, error_message, error_details, created_at, updated_at, queued_at, "
+    "sending_at, sent_at, delivered_at, read_at, failed_at"
 )
 
 
@@ -55,6 +55,7 @@ def recipient(row: Mapping[str, Any]) -> Recipient:
         wamid=row["wamid"],
         error_code=row["error_code"],
         error_message=row["error_message"],
+        error_details=row["error_details"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         queued_at=row["queued_at"],
@@ -285,6 +286,7 @@ class Recipients:
             )
             UPDATE whatsapp_campaign_recipients r
             SET status = 'pending', claim_id = NULL, error_code = NULL, error_message = NULL,
+                error_details = NULL,
                 failed_at = NULL, updated_at = now()
             FROM locked
             WHERE r.id = locked.id AND r.status = 'failed' AND r.sent_at IS NULL
