@@ -1,7 +1,10 @@
 """Meta's webhook: the verification handshake, and signed status callbacks.
 
 A POST is verified against the raw body, appended to the durable webhooks stream and answered
-at once; the coordinator applies the statuses in bulk. Meta retries what is not answered 200.
+at once; the coordinator applies the statuses in bulk. Every correctly signed payload gets
+200, whatever its field or shape: Meta retries anything else for 7 days and then disables
+the endpoint (Meta, "Webhooks": https://developers.facebook.com/docs/graph-api/webhooks/getting-started).
+A signed body that is not Meta's shape is kept in the webhooks dead-letter stream instead.
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ async def receive(request: Request) -> Response:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return error_response(400, "bad_request", "the body is not JSON")
-    if not isinstance(payload, dict):
-        return error_response(400, "bad_request", "the body is not a JSON object")
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
+        reason = "signed, but not a WhatsApp webhook payload (a JSON object with an entry list)"
+        dlq_id = await state.queues.webhooks.keep_unreadable(body, reason)
+        return json_response({"received": True, "kept": dlq_id})
     job_id = await state.queues.webhooks.push(payload)
     return json_response({"received": True, "id": job_id})
 
@@ -73,7 +78,7 @@ OPERATIONS = [
         ("Queued", None),
         raw_body={"application/json": {"type": "object"}},
         headers={SIGNATURE_HEADER: "sha256=HMAC-SHA256(app secret, raw body)"},
-        errors=[400, 401, 413],
+        errors=[401, 413],
         public=True,
     ),
 ]

@@ -200,6 +200,14 @@ class DurableStream:
         )
         return None if dlq_id is None else _text(dlq_id)
 
+    async def keep_dead(self, payload: bytes, reason: str) -> str:
+        """Put a payload that never was a job straight on the dead-letter stream."""
+        dlq_id: Any = await self._client.xadd(
+            self.dlq_key,
+            {"payload": payload, "job": "", "reason": reason, "at": int(time.time() * 1000)},
+        )
+        return _text(dlq_id)
+
     async def dead_letters(self, count: int = 100, after: str = "-") -> list[DeadEntry]:
         """A page of the dead-letter stream, oldest first (``after``: the last ``dlq_id`` seen)."""
         start = after if after == "-" else f"({after}"

@@ -65,6 +65,13 @@ class WebhookQueue:
         """A payload that cannot be applied (malformed): kept aside with the reason."""
         return await self.stream.dead_letter(job_id, orjson.dumps(payload), reason)
 
+    async def keep_unreadable(self, body: bytes, reason: str) -> str:
+        """A signed body that is not Meta's shape: answered 200 (Meta would retry anything
+        else for days), kept aside for inspection. Wrapped in a JSON object, so that
+        ``retry_dlq`` can put it back and the applier dead-letters it again, harmlessly."""
+        wrapped = {"unreadable_body": body.decode("utf-8", "replace")}
+        return await self.stream.keep_dead(orjson.dumps(wrapped), reason[:500])
+
     async def recover_stuck(self, *, min_idle_ms: int = 60_000) -> Reclaimed:
         return await self.stream.reclaim(min_idle_ms, max_deliveries=self._max_deliveries)
 

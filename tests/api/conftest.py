@@ -14,7 +14,9 @@ import httpx
 import orjson
 import pytest
 
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.signature import sign
+from dispatcher.store import Store
 from tests.stack import API_TOKEN, APP_SECRET, Stack
 
 PREFIX = "/api/whatsapp"
@@ -34,6 +36,22 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         timeout=60,
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def store(stack: Stack) -> AsyncIterator[Store]:
+    """The deployment's database, for what the API does not show (ids, the tag key)."""
+    opened = await Store.open(stack.deployment.database_url, run_migrations=False)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def tag(store: Store) -> CallbackTag:
+    """The deployment's callback tag: what our sends carry in biz_opaque_callback_data."""
+    return await store.secrets.callback_tag()
 
 
 @pytest.fixture

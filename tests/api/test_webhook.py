@@ -6,14 +6,17 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from dispatcher.meta.callback_tag import CallbackTag
 from tests.api.conftest import PREFIX, assert_error, create_campaign, phones, signed
-from tests.stack import VERIFY_TOKEN, wait_until
+from dispatcher.meta.signature import sign
+from tests.stack import APP_SECRET, VERIFY_TOKEN, Stack, wait_until
 
 
 def status(
-    recipient_id: int | None,
+    callback: str | None,
     state: str,
     *,
     wamid: str | None = None,
@@ -25,8 +28,8 @@ def status(
         "timestamp": str(at or int(time.time())),
         "recipient_id": "5511999990001",
     }
-    if recipient_id is not None:
-        raw["biz_opaque_callback_data"] = str(recipient_id)
+    if callback is not None:
+        raw["biz_opaque_callback_data"] = callback
     if wamid is not None:
         raw["id"] = wamid
     if errors:
@@ -91,7 +94,7 @@ async def _statuses(api: httpx.AsyncClient, campaign_id: str) -> dict[int, dict[
 
 
 async def test_out_of_order_statuses_end_forward_only_and_counters_follow(
-    api: httpx.AsyncClient, anonymous: httpx.AsyncClient, idle_instance: str
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient, idle_instance: str, tag: CallbackTag
 ) -> None:
     campaign = await create_campaign(api, [idle_instance], phones(5))
     a, b, c, d, untouched = await _recipient_ids(api, campaign["id"])
@@ -101,15 +104,18 @@ async def test_out_of_order_statuses_end_forward_only_and_counters_follow(
     # sent, a late sent after failed, sent after delivered. The second round comes after the
     # first is applied, and matches by wamid alone where the first recorded it.
     first = [
-        payload(status(a, "read", wamid="wamid.A", at=now + 2)),
-        payload(status(b, "sent", wamid="wamid.B", at=now)),
-        payload(status(c, "failed", wamid="wamid.C", at=now + 1, errors=failure)),
-        payload(status(d, "delivered", wamid="wamid.D", at=now + 1), status(d, "sent", at=now)),
+        payload(status(tag.make(a), "read", wamid="wamid.A", at=now + 2)),
+        payload(status(tag.make(b), "sent", wamid="wamid.B", at=now)),
+        payload(status(tag.make(c), "failed", wamid="wamid.C", at=now + 1, errors=failure)),
+        payload(
+            status(tag.make(d), "delivered", wamid="wamid.D", at=now + 1),
+            status(tag.make(d), "sent", at=now),
+        ),
     ]
     second = [
         payload(status(None, "delivered", wamid="wamid.A", at=now + 1)),
         payload(status(None, "failed", wamid="wamid.B", at=now + 1, errors=failure)),
-        payload(status(c, "sent", at=now)),
+        payload(status(tag.make(c), "sent", at=now)),
         payload(status(None, "sent", wamid="wamid.D", at=now)),
     ]
     for round_, expected_failed in ((first, 1), (second, 2)):
@@ -140,11 +146,11 @@ async def test_out_of_order_statuses_end_forward_only_and_counters_follow(
 
 
 async def test_tampered_or_unsigned_callbacks_are_refused_and_never_queued(
-    api: httpx.AsyncClient, anonymous: httpx.AsyncClient, idle_instance: str
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient, idle_instance: str, tag: CallbackTag
 ) -> None:
     campaign = await create_campaign(api, [idle_instance], phones(2))
     victim, witness = await _recipient_ids(api, campaign["id"])
-    content, headers = signed(payload(status(victim, "read")))
+    content, headers = signed(payload(status(tag.make(victim), "read")))
     tampered = content.replace(b'"read"', b'"sent"')
     url = PREFIX + "/webhook"
     refusals = [
@@ -164,7 +170,9 @@ async def test_tampered_or_unsigned_callbacks_are_refused_and_never_queued(
         assert_error(response, 401, "bad_signature")
     # The webhooks stream is FIFO: once a genuine callback sent after them is applied, a
     # queued forgery would have been too.
-    assert (await post(anonymous, payload(status(witness, "delivered")))).status_code == 200
+    assert (
+        await post(anonymous, payload(status(tag.make(witness), "delivered")))
+    ).status_code == 200
 
     async def witnessed() -> dict[int, dict[str, Any]] | None:
         rows = await _statuses(api, campaign["id"])
@@ -174,14 +182,28 @@ async def test_tampered_or_unsigned_callbacks_are_refused_and_never_queued(
     assert rows[victim]["status"] == "pending"
 
 
-async def test_signed_but_malformed_bodies(anonymous: httpx.AsyncClient) -> None:
-    for body in (b"not json", b"[1, 2]"):
-        from dispatcher.meta.signature import sign
-        from tests.stack import APP_SECRET
-
-        response = await anonymous.post(
-            PREFIX + "/webhook",
-            content=body,
-            headers={"X-Hub-Signature-256": sign(APP_SECRET, body)},
-        )
-        assert_error(response, 400)
+async def test_signed_bodies_not_metas_shape_get_200_and_are_kept_aside(
+    anonymous: httpx.AsyncClient, stack: Stack
+) -> None:
+    bodies = [b"not json", b"[1, 2]", b'{"object": "page"}', "caf\u00e9 \xff".encode("latin-1")]
+    store, queues = await stack.deployment.open(pool_size=1)
+    try:
+        before = {e.dlq_id for e in await queues.webhooks.stream.dead_letters(count=10_000)}
+        for body in bodies:
+            response = await anonymous.post(
+                PREFIX + "/webhook",
+                content=body,
+                headers={"X-Hub-Signature-256": sign(APP_SECRET, body)},
+            )
+            assert response.status_code == 200, response.text
+        kept = [
+            orjson.loads(e.payload)["unreadable_body"]
+            for e in await queues.webhooks.stream.dead_letters(count=10_000)
+            if e.dlq_id not in before
+        ]
+    finally:
+        await store.close()
+        await queues.client.aclose()
+    assert kept == [b.decode("utf-8", "replace") for b in bodies]
+    unsigned = await anonymous.post(PREFIX + "/webhook", content=b"not json")
+    assert_error(unsigned, 401, "bad_signature")
