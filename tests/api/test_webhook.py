@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from dispatcher.meta.callback_tag import CallbackTag
-from tests.api.conftest import PREFIX, assert_error, create_campaign, phones, signed
 from dispatcher.meta.signature import sign
+from tests.api.conftest import PREFIX, assert_error, create_campaign, phones, signed
 from tests.stack import APP_SECRET, VERIFY_TOKEN, Stack, wait_until
 
 
