@@ -16,8 +16,11 @@ import orjson
 from dispatcher.errors import DispatcherError
 from dispatcher.meta.error_codes import ErrorClass, ErrorRule, ErrorTable
 
-BSUID_RE = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
-"""A business-scoped user id (2026): two-letter country code, a dot, letters and digits."""
+BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+"""A business-scoped user id (2026): two-letter country code, a dot, letters and digits; or
+a parent BSUID (``US.ENT.…``, one id across a business's linked portfolios). Both are sent as
+``recipient`` (Meta, "Business-scoped user IDs":
+https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids/)."""
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 JsonObject = dict[str, Any]
@@ -88,10 +91,14 @@ def template_body(
     variables: Variables = None,
     callback_data: str | None = None,
 ) -> bytes:
-    """The JSON body of a template send.
+    """The JSON body of a template send (Meta, "Send message templates":
+    https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates).
 
-    ``variables`` as a list fill the body's ``{{1}}``, ``{{2}}``... parameters in order; as a
-    mapping they replace ``{{name}}`` placeholders in the template's component texts.
+    ``variables`` as a list fill the body's text parameters in order (positional ``{{1}}``,
+    ``{{2}}``...). As a mapping they fill a template in Meta's named-parameters format: each
+    body text parameter carries ``parameter_name``; a campaign that wrote ``{{name}}``
+    placeholders inside its own parameter texts gets them replaced instead. Body parameters
+    of other types (currency, date_time...) are kept either way.
     """
     components = _components(template.components, variables)
     key, value = recipient_field(recipient)
@@ -109,14 +116,89 @@ def template_body(
     return orjson.dumps(payload)
 
 
+BODY = "body"
+
+
 def _components(components: Sequence[JsonObject], variables: Variables) -> list[JsonObject]:
     if not variables:
         return list(components)
     if isinstance(variables, Mapping):
-        return [_substitute(component, variables) for component in components]
-    parameters = [{"type": "text", "text": str(value)} for value in variables]
-    rest = [c for c in components if c.get("type") != "body"]
-    return [*rest, {"type": "body", "parameters": parameters}]
+        components = [_substitute(component, variables) for component in components]
+        if _positional_body(components):
+            return components
+        fill = _named
+    else:
+        fill = _positional
+    out: list[JsonObject] = []
+    filled = False
+    for component in components:
+        if not filled and _is_body(component):
+            out.append({**component, "type": BODY, "parameters": fill(component, variables)})
+            filled = True
+        else:
+            out.append(component)
+    if not filled:
+        out.append({"type": BODY, "parameters": fill({}, variables)})
+    return out
+
+
+def _is_body(component: Any) -> bool:
+    return isinstance(component, dict) and str(component.get("type", "")).lower() == BODY
+
+
+def _parameters(component: JsonObject) -> list[Any]:
+    parameters = component.get("parameters")
+    return list(parameters) if isinstance(parameters, list) else []
+
+
+def _is_text(parameter: Any) -> bool:
+    return isinstance(parameter, dict) and str(parameter.get("type", "")).lower() == "text"
+
+
+def _positional(component: JsonObject, variables: Any) -> list[Any]:
+    """Each text parameter takes the next value; other types stay where they are; values
+    left over are appended as text."""
+    values = iter([str(value) for value in variables])
+    out: list[Any] = []
+    for parameter in _parameters(component):
+        if _is_text(parameter) and "parameter_name" not in parameter:
+            value = next(values, None)
+            out.append(parameter if value is None else {**parameter, "text": value})
+        else:
+            out.append(parameter)
+    out.extend({"type": "text", "text": value} for value in values)
+    return out
+
+
+def _named(component: JsonObject, variables: Any) -> list[Any]:
+    """Text parameters named by the campaign take their value; other types stay; every
+    variable not named yet is appended as a ``parameter_name`` text parameter."""
+    out: list[Any] = []
+    named: set[str] = set()
+    for parameter in _parameters(component):
+        name = parameter.get("parameter_name") if isinstance(parameter, dict) else None
+        if _is_text(parameter) and isinstance(name, str) and name in variables:
+            out.append({**parameter, "text": str(variables[name])})
+            named.add(name)
+        else:
+            out.append(parameter)
+    out.extend(
+        {"type": "text", "parameter_name": str(name), "text": str(value)}
+        for name, value in variables.items()
+        if name not in named
+    )
+    return out
+
+
+def _positional_body(components: Sequence[JsonObject]) -> bool:
+    """True when the campaign's body has unnamed text parameters: a positional template
+    whose texts hold ``{{name}}`` placeholders, which substitution has filled."""
+    return any(
+        _is_text(parameter) and "parameter_name" not in parameter
+        for component in components
+        if _is_body(component)
+        for parameter in _parameters(component)
+    )
 
 
 def _substitute(value: Any, variables: Mapping[str, str]) -> Any:

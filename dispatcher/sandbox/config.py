@@ -83,8 +83,9 @@ class SandboxConfig(_Model):
     """Known templates; None accepts every name."""
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     pair_interval_s: float = Field(default=6.0, gt=0)
-    pair_burst: int = Field(default=2, ge=1)
-    """Meta tolerates short bursts to one customer; above them, 131056."""
+    pair_burst: int = Field(default=45, ge=1)
+    """Meta tolerates a burst of up to 45 to one customer within one interval, borrowing
+    from the future (see :class:`~dispatcher.sandbox.limits.PairLimiter`); above, 131056."""
     messaging_window_s: float = Field(default=24 * 3600.0, gt=0)
     throughput_window_s: float = Field(default=1.0, gt=0)
     max_records: int = Field(default=200_000, ge=0)

@@ -35,32 +35,39 @@ class SlidingWindowCounter:
 
 
 class PairLimiter:
-    """Messages from one number to one customer: ``burst`` at once, then one per interval."""
+    """Messages from one number to one customer, as Meta states the pair rate limit
+    ("Throughput", pair rate limits:
+    https://developers.facebook.com/docs/whatsapp/cloud-api/overview#pair-rate-limits):
+    one message every ``interval_s`` (6 s); a burst of up to ``burst`` (45) within one
+    interval is tolerated but borrows from the future, each message one interval (a burst
+    of 20 means about 2 minutes before the next); above it, 131056.
+    """
 
-    __slots__ = ("_burst", "_interval", "_sent")
+    __slots__ = ("_burst", "_interval", "_pairs")
 
     def __init__(self, interval_s: float, burst: int) -> None:
         self._interval = interval_s
         self._burst = burst
-        self._sent: dict[str, deque[float]] = {}
+        self._pairs: dict[str, list[float]] = {}
+        """recipient -> [repaid at, burst started at, messages in the burst]"""
 
     def allow(self, recipient: str, now: float) -> bool:
-        """Record and allow, or refuse: at most ``burst`` sends in any ``burst * interval``."""
-        horizon = self._burst * self._interval
-        sent = self._sent.get(recipient)
-        if sent is None:
-            sent = self._sent[recipient] = deque()
-        while sent and sent[0] <= now - horizon:
-            sent.popleft()
-        if len(sent) >= self._burst:
-            return False
-        sent.append(now)
-        if len(self._sent) > 100_000:
-            self._prune(now - horizon)
-        return True
+        """Record and allow, or refuse (Meta's 131056)."""
+        pair = self._pairs.get(recipient)
+        if pair is None or pair[0] <= now:  # nothing owed: a new burst may start
+            self._pairs[recipient] = [now + self._interval, now, 1]
+            if len(self._pairs) > 100_000:
+                self._prune(now)
+            return True
+        repaid_at, started_at, count = pair
+        if now - started_at < self._interval and count < self._burst:
+            pair[0] = repaid_at + self._interval
+            pair[2] = count + 1
+            return True
+        return False
 
-    def _prune(self, before: float) -> None:
-        self._sent = {r: s for r, s in self._sent.items() if s and s[-1] > before}
+    def _prune(self, now: float) -> None:
+        self._pairs = {r: p for r, p in self._pairs.items() if p[0] > now}
 
 
 class UniqueRecipientWindow:

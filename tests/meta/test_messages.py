@@ -64,3 +64,75 @@ def test_odd_answers_become_classified_errors(status, body, expected):
 def test_a_success_carries_the_wamid():
     answer = b'{"messaging_product":"whatsapp","messages":[{"id":"wamid.X"}]}'
     assert parse_send_response(200, answer, ErrorTable()) == SendOk("wamid.X")
+
+
+def test_named_variables_fill_a_named_template_with_parameter_names():
+    template = Template(
+        "order_update",
+        "en_US",
+        [
+            {"type": "HEADER", "parameters": [{"type": "text", "text": "Order"}]},
+            {
+                "type": "Body",
+                "parameters": [
+                    {"type": "text", "parameter_name": "first_name", "text": ""},
+                    {
+                        "type": "currency",
+                        "currency": {"fallback_value": "$10", "code": "USD", "amount_1000": 10000},
+                    },
+                    {"type": "date_time", "date_time": {"fallback_value": "May 1"}},
+                ],
+            },
+        ],
+    )
+    body = orjson.loads(
+        template_body("+5511999990001", template, {"first_name": "Ana", "order": "A-7"})
+    )
+    header, main = body["template"]["components"]
+    assert header == template.components[0]
+    assert main["type"] == "body"
+    assert main["parameters"] == [
+        {"type": "text", "parameter_name": "first_name", "text": "Ana"},
+        template.components[1]["parameters"][1],
+        template.components[1]["parameters"][2],
+        {"type": "text", "parameter_name": "order", "text": "A-7"},
+    ]
+
+
+def test_named_variables_without_body_components_become_named_parameters():
+    body = orjson.loads(template_body("+5511999990001", Template("t", "en"), {"name": "Ana"}))
+    assert body["template"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "parameter_name": "name", "text": "Ana"}]}
+    ]
+
+
+def test_positional_variables_keep_other_body_parameter_types_in_place():
+    currency = {"type": "currency", "currency": {"fallback_value": "$1", "code": "USD"}}
+    template = Template(
+        "t", "en", [{"type": "BODY", "parameters": [{"type": "text", "text": "x"}, currency]}]
+    )
+    body = orjson.loads(template_body("+5511999990001", template, ["Ana", "10%"]))
+    assert body["template"]["components"] == [
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "text": "Ana"},
+                currency,
+                {"type": "text", "text": "10%"},
+            ],
+        }
+    ]
+    assert all("parameter_name" not in p for p in body["template"]["components"][0]["parameters"])
+
+
+@pytest.mark.parametrize("parent", ["US.ENT.11815799212886844830", "BR.ENT.abc123"])
+def test_a_parent_bsuid_goes_in_recipient(parent):
+    body = orjson.loads(template_body(parent, Template("t", "en")))
+    assert body["recipient"] == parent
+    assert "to" not in body
+
+
+@pytest.mark.parametrize("bad", ["US.ENT.", "US.ENT.a.b", "us.ENT.1", "US.ent.1x.y"])
+def test_malformed_bsuids_go_nowhere_as_recipient(bad):
+    body = orjson.loads(template_body(bad, Template("t", "en")))
+    assert "recipient" not in body

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatcher.policies.pair_rate import PairRateGuard
+from dispatcher.sandbox.limits import PairLimiter
 from tests.clock import FakeClock
 
 EPS = 1e-6
@@ -90,3 +91,36 @@ def test_a_refunded_send_frees_the_recipient_again():
     guard.refund("+5511999990001")
     assert guard.try_acquire("+5511999990001") == 0.0
     assert guard.try_acquire("+5511999990001") == pytest.approx(6.0)
+
+
+@given(
+    burst=st.integers(min_value=1, max_value=45),
+    attempts=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=8, allow_nan=False), st.sampled_from("ab")),
+        max_size=300,
+    ),
+)
+def test_the_guard_never_trips_metas_pair_limit_as_the_sandbox_judges_it(burst, attempts):
+    """Meta allows a burst of up to 45 to one customer within 6 s, borrowing 6 s each: a
+    guard of any burst up to 45, sending whenever it says so, never meets a 131056."""
+    clock = FakeClock()
+    guard = PairRateGuard(6.0, burst, clock)
+    meta = PairLimiter(6.0, 45)
+    for gap, recipient in attempts:
+        clock.advance(gap)
+        wait = guard.try_acquire(recipient)
+        if wait > 0:
+            clock.advance(wait)
+            assert guard.try_acquire(recipient) == 0.0
+        assert meta.allow(recipient, clock.now)
+
+
+def test_after_a_burst_the_guard_waits_until_the_borrowing_is_repaid():
+    clock = FakeClock()
+    guard = PairRateGuard(6.0, 20, clock)
+    assert all(guard.try_acquire("+5511999990001") == 0.0 for _ in range(20))
+    assert guard.try_acquire("+5511999990001") == pytest.approx(120.0)
+    clock.advance(7.0)
+    assert guard.try_acquire("+5511999990001") == pytest.approx(113.0)
+    clock.advance(113.0)
+    assert guard.try_acquire("+5511999990001") == 0.0

@@ -24,11 +24,41 @@ def test_window_count_and_peak_match_a_brute_force_count(times):
 
 
 @given(times, st.integers(1, 4))
-def test_pair_limiter_allows_at_most_burst_per_burst_intervals(times, burst):
+def test_pair_limiter_never_allows_more_than_burst_plus_the_time_paid_back(times, burst):
     limiter = PairLimiter(2.0, burst)
     allowed = [now for now in times if limiter.allow("+5511999990001", now)]
-    for start in allowed:
-        assert sum(1 for t in allowed if start <= t < start + burst * 2.0) <= burst
+    for i, start in enumerate(allowed):
+        for j in range(i, len(allowed)):
+            assert j - i + 1 <= burst + (allowed[j] - start) / 2.0 + 1e-9
+
+
+def test_one_message_every_6_s_is_always_allowed():
+    limiter = PairLimiter(6.0, 45)
+    assert all(limiter.allow("+5511999990001", 6.0 * i) for i in range(100))
+
+
+def test_a_burst_of_up_to_45_within_6_s_is_tolerated_and_the_46th_refused():
+    limiter = PairLimiter(6.0, 45)
+    assert all(limiter.allow("+5511999990001", 1000.0 + i * 0.1) for i in range(45))
+    assert not limiter.allow("+5511999990001", 1004.6)
+    assert limiter.allow("+5511999990002", 1004.6)  # another customer is not concerned
+
+
+def test_a_burst_of_20_borrows_two_minutes_from_the_future():
+    limiter = PairLimiter(6.0, 45)
+    assert all(limiter.allow("+5511999990001", 0.0) for _ in range(20))
+    # The burst's window (6 s) is over: nothing more until its 20 x 6 s are paid back.
+    for now in (6.0, 30.0, 60.0, 119.9):
+        assert not limiter.allow("+5511999990001", now)
+    assert limiter.allow("+5511999990001", 120.0)
+
+
+def test_a_burst_must_fit_in_one_interval():
+    limiter = PairLimiter(6.0, 45)
+    assert limiter.allow("+5511999990001", 0.0)
+    assert limiter.allow("+5511999990001", 5.9)
+    assert not limiter.allow("+5511999990001", 6.5)  # the window is over, 12 s owed
+    assert limiter.allow("+5511999990001", 12.0)
 
 
 @given(st.lists(st.tuples(st.floats(0, 30, allow_nan=False), st.integers(0, 8)), max_size=100))
