@@ -70,6 +70,26 @@ class Upgrade(BaseModel):
     maintenance_s: float = Field(default=60.0, ge=0, le=600)
 
 
+class OtherSender(BaseModel):
+    """``POST /_sandbox/other_sender``: another app sends on ``phone_number_id`` with its
+    own ``biz_opaque_callback_data`` (say bare numbers that equal our recipient ids)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number_id: str
+    callback_data: list[str] = Field(max_length=10_000)
+    fail_code: int | None = Field(default=None, description="fail each with this code")
+
+
+class ValueErrors(BaseModel):
+    """``POST /_sandbox/value_errors``: a ``messages`` webhook with ``value.errors[]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number_id: str
+    code: int = 130429
+
+
 def _json(status: int, payload: Any) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
@@ -193,6 +213,28 @@ def create_app(simulator: Simulator) -> Starlette:
         simulator.clock_offset_s += advance
         return _json(200, {"offset_s": simulator.clock_offset_s})
 
+    async def other_sender(request: Request) -> Response:
+        try:
+            update = OtherSender.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        if update.phone_number_id not in simulator.numbers:
+            return _bad_request(f"unknown phone_number_id {update.phone_number_id!r}")
+        wamids = simulator.other_sender(
+            update.phone_number_id, update.callback_data, update.fail_code
+        )
+        return _json(200, {"wamids": wamids})
+
+    async def value_errors(request: Request) -> Response:
+        try:
+            update = ValueErrors.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _bad_request(str(exc.errors()[0]["msg"]))
+        if update.phone_number_id not in simulator.numbers:
+            return _bad_request(f"unknown phone_number_id {update.phone_number_id!r}")
+        await simulator.webhooks.post_value_errors(update.phone_number_id, update.code)
+        return _json(200, {"posted": True})
+
     async def flush(_: Request) -> Response:
         return _json(200, {"flushed": await simulator.webhooks.flush()})
 
@@ -296,6 +338,8 @@ def create_app(simulator: Simulator) -> Starlette:
                 "/_sandbox/numbers/{phone_number_id}/throughput_upgrade", upgrade, methods=["POST"]
             ),
             *template_routes(simulator),
+            Route("/_sandbox/other_sender", other_sender, methods=["POST"]),
+            Route("/_sandbox/value_errors", value_errors, methods=["POST"]),
             Route("/{version}/{node}/messages", messages, methods=["POST"]),
             Route("/{version}/{node}", node, methods=["GET"]),
         ],

@@ -39,6 +39,24 @@ class SandboxControl:
         response.raise_for_status()
         return int(response.json()["flushed"])
 
+    async def other_sender(
+        self, phone_number_id: str, callback_data: list[str], fail_code: int | None = None
+    ) -> list[str]:
+        """Another app sends on the number with its own callback data; their wamids."""
+        body: dict[str, Any] = {"phone_number_id": phone_number_id, "callback_data": callback_data}
+        if fail_code is not None:
+            body["fail_code"] = fail_code
+        response = await self._client.post("/_sandbox/other_sender", json=body)
+        response.raise_for_status()
+        return list(response.json()["wamids"])
+
+    async def value_errors(self, phone_number_id: str, code: int = 130429) -> None:
+        """POST a webhook with ``value.errors[]`` (no statuses) about the number, now."""
+        response = await self._client.post(
+            "/_sandbox/value_errors", json={"phone_number_id": phone_number_id, "code": code}
+        )
+        response.raise_for_status()
+
     async def audit(self) -> dict[str, Any]:
         response = await self._client.get("/_sandbox/audit")
         response.raise_for_status()

@@ -239,6 +239,21 @@ class Simulator:
             "messages": [{"id": wamid, "message_status": "accepted"}],
         }
 
+    def other_sender(
+        self, phone_number_id: str, callback_data: list[str], fail_code: int | None = None
+    ) -> list[str]:
+        """Another app sends on this number (Meta sends its statuses to every app subscribed
+        to the WABA, ours included): one message per ``callback_data``, statuses scheduled
+        like ours. Not counted in the audit: these are not the dispatcher's sends."""
+        number = self.numbers[phone_number_id]
+        wamids = []
+        for data in callback_data:
+            wamid = self._wamid()
+            recipient = f"+1555{self._rng.randrange(10**7):07d}"
+            self.webhooks.schedule(Accepted(number, wamid, recipient, data, fail_code))
+            wamids.append(wamid)
+        return wamids
+
     def _tier_check(self, number: NumberConfig, recipient: str, now: float) -> int | None:
         """Meta documents no send error for a reached messaging limit: the call succeeds and
         the message then fails by webhook (131049 here). The audit counts it as a violation."""

@@ -1,9 +1,20 @@
-"""Signed status callbacks, batched like Meta's: sent, delivered, read, or failed."""
+"""Signed status callbacks, batched like Meta's: sent, delivered, read, or failed.
+
+Statuses follow the 2026 shape (Meta, "Status messages webhook reference":
+https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/status,
+and "Business-scoped user IDs", section "Status messages webhooks":
+https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids/):
+``recipient_user_id`` (the BSUID) on every status but a failed one sent to a phone,
+``recipient_id`` only when sent to a phone, ``recipient_parent_user_id`` when sent to a
+parent BSUID, a ``contacts`` block for sent / delivered / read, ``pricing`` on sent and
+delivered, no ``conversation`` (v24+), and ``biz_opaque_callback_data`` echoed as sent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import itertools
 import logging
@@ -52,6 +63,32 @@ FAILURES = {
         "The business portfolio reached its messaging limit for the moving 24 h window.",
     ),
 }
+
+
+_COUNTRIES = (("55", "BR"), ("44", "GB"), ("91", "IN"), ("52", "MX"), ("34", "ES"), ("1", "US"))
+PARENT_MARK = ".ENT."
+
+
+def bsuid_for(recipient: str) -> str:
+    """The sandbox's stable BSUID of a phone (or of a parent BSUID's member): a two-letter
+    country code, a dot, digits (Meta's documented form, e.g. ``US.13491208655302741918``)."""
+    if PARENT_MARK in recipient:
+        country = recipient[:2]
+    else:
+        digits = recipient.lstrip("+")
+        country = next((c for prefix, c in _COUNTRIES if digits.startswith(prefix)), "US")
+    number = int.from_bytes(hashlib.sha256(recipient.encode()).digest()[:8], "big")
+    return f"{country}.{number}"
+
+
+VALUE_ERRORS = {
+    130429: (
+        "Rate limit hit",
+        "Message failed to send because there were too many messages sent from this phone "
+        "number in a short period of time",
+    ),
+}
+_CONTACT = "_contact"  # a status's contact, moved into the payload's contacts block
 
 
 class WebhookSender:
@@ -105,10 +142,19 @@ class WebhookSender:
 
     def _status(self, message: Accepted, status: str) -> dict[str, Any]:
         payload: dict[str, Any] = {"id": message.wamid, "status": status}
-        if message.recipient.startswith("+") or message.recipient.isdigit():
-            payload["recipient_id"] = message.recipient.lstrip("+")
+        recipient = message.recipient
+        contact: dict[str, Any] = {"profile": {"name": "Sandbox User"}}
+        if recipient.startswith("+") or recipient.isdigit():
+            payload["recipient_id"] = contact["wa_id"] = recipient.lstrip("+")
+            if status != "failed":  # Meta omits it on a failed message sent to a phone
+                payload["recipient_user_id"] = contact["user_id"] = bsuid_for(recipient)
+        elif PARENT_MARK in recipient:
+            payload["recipient_user_id"] = contact["user_id"] = bsuid_for(recipient)
+            payload["recipient_parent_user_id"] = contact["parent_user_id"] = recipient
         else:
-            payload["recipient_user_id"] = message.recipient
+            payload["recipient_user_id"] = contact["user_id"] = recipient
+        if status != "failed":
+            payload[_CONTACT] = contact
         if message.callback_data is not None:
             payload["biz_opaque_callback_data"] = message.callback_data
         if status == "failed" and message.fail_code is not None:
@@ -124,8 +170,13 @@ class WebhookSender:
                     "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
                 }
             ]
-        elif status == "sent":
-            payload["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing"}
+        elif status in ("sent", "delivered"):
+            payload["pricing"] = {
+                "billable": True,
+                "pricing_model": "PMP",
+                "type": "regular",
+                "category": "marketing",
+            }
         return payload
 
     def start(self, numbers: dict[str, NumberConfig]) -> None:
@@ -178,18 +229,30 @@ class WebhookSender:
         return taken
 
     def _payload(self, phone_number_id: str, statuses: list[dict[str, Any]]) -> bytes:
-        number = self._numbers[phone_number_id]
         timestamp = str(int(self._wall()))
+        contacts: dict[str, dict[str, Any]] = {}
         for status in statuses:
             status["timestamp"] = timestamp
-        value = {
-            "messaging_product": "whatsapp",
+            contact = status.pop(_CONTACT, None)
+            if contact is not None:
+                contacts.setdefault(contact.get("user_id") or contact.get("wa_id", ""), contact)
+        value: dict[str, Any] = {"messaging_product": "whatsapp", **self._metadata(phone_number_id)}
+        if contacts:
+            value["contacts"] = list(contacts.values())
+        value["statuses"] = statuses
+        return self._envelope(phone_number_id, value)
+
+    def _metadata(self, phone_number_id: str) -> dict[str, Any]:
+        number = self._numbers[phone_number_id]
+        return {
             "metadata": {
                 "display_phone_number": number.display_phone_number,
                 "phone_number_id": number.phone_number_id,
-            },
-            "statuses": statuses,
+            }
         }
+
+    def _envelope(self, phone_number_id: str, value: dict[str, Any]) -> bytes:
+        number = self._numbers[phone_number_id]
         entry = {
             "id": number.waba_id or number.business_id,
             "changes": [{"value": value, "field": "messages"}],
@@ -210,6 +273,24 @@ class WebhookSender:
         before = self._audit.webhook_failures
         await self._post(body, 0)
         return self._audit.webhook_failures == before
+
+    async def post_value_errors(self, phone_number_id: str, code: int) -> None:
+        """POST at once a ``messages`` change with ``value.errors[]`` and no statuses: an
+        error not tied to a message, such as an asynchronous 130429 (Meta, "Errors messages
+        webhook reference":
+        https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/errors)."""
+        title, details = VALUE_ERRORS.get(code, ("Error", f"Error {code}"))
+        error = {
+            "code": code,
+            "title": title,
+            "message": title,
+            "error_data": {"details": details},
+            "href": "/documentation/business-messaging/whatsapp/support/error-codes",
+        }
+        value = {"messaging_product": "whatsapp", **self._metadata(phone_number_id)}
+        value["errors"] = [error]
+        number = self._numbers[phone_number_id]
+        await self.post_change(number.waba_id or number.business_id, "messages", value)
 
     async def _post(self, body: bytes, count: int) -> None:
         assert self.config.url is not None

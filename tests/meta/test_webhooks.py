@@ -150,3 +150,70 @@ def test_sign_matches_the_documented_hmac() -> None:
 
 def test_a_non_ascii_signature_header_is_refused_not_an_error() -> None:
     assert not verify(APP_SECRET, b"{}", "sha256=\u00e9\u00e9")
+
+
+def _values(received: Received) -> list[dict]:
+    return [
+        change["value"]
+        for body, _ in received.posts
+        for entry in orjson.loads(body)["entry"]
+        for change in entry["changes"]
+    ]
+
+
+async def test_statuses_come_in_the_2026_shape_with_contacts_and_user_ids(
+    client: MetaClient, sandbox: SandboxControl, received: tuple[str, Received]
+) -> None:
+    _, inbox = received
+    phone_ok = await client.send_template("1002", "token-1002", "+5511912340001", HELLO, None, "p")
+    failing = await client.send_template("1002", "token-1002", UNDELIVERABLE, HELLO, None, "f")
+    parent = await client.send_template(
+        "1002", "token-1002", "US.ENT.11815799212886844830", HELLO, None, "e"
+    )
+    assert all(isinstance(r, SendOk) for r in (phone_ok, failing, parent))
+    await inbox.wait_for_statuses(3 + 2 + 3)
+    by = {(s["biz_opaque_callback_data"], s["status"]): s for s in _statuses(inbox)}
+    sent = by[("p", "sent")]
+    assert sent["recipient_id"] == "5511912340001"
+    assert sent["recipient_user_id"].startswith("BR.")
+    assert sent["pricing"]["category"] == "marketing"
+    assert "conversation" not in sent
+    assert "pricing" not in by[("p", "read")]
+    assert "recipient_user_id" not in by[(f := "f", "failed")]  # failed, sent to a phone
+    assert by[(f, "failed")]["errors"][0]["error_data"]["details"]
+    member = by[("e", "delivered")]
+    assert member["recipient_parent_user_id"] == "US.ENT.11815799212886844830"
+    assert member["recipient_user_id"].startswith("US.")
+    assert "recipient_id" not in member
+    contacts = {c["user_id"]: c for v in _values(inbox) for c in v.get("contacts", [])}
+    assert contacts[sent["recipient_user_id"]]["wa_id"] == "5511912340001"
+    assert contacts[member["recipient_user_id"]]["parent_user_id"] == member[
+        "recipient_parent_user_id"
+    ]
+
+
+async def test_another_sender_on_the_number_gets_its_statuses_with_its_own_data(
+    client: MetaClient, sandbox: SandboxControl, received: tuple[str, Received]
+) -> None:
+    _, inbox = received
+    wamids = await sandbox.other_sender("2001", ["17", "18"], fail_code=131026)
+    await inbox.wait_for_statuses(4)
+    statuses = _statuses(inbox)
+    assert {s["id"] for s in statuses} == set(wamids)
+    assert sorted(s["biz_opaque_callback_data"] for s in statuses) == ["17", "17", "18", "18"]
+    assert sorted(s["status"] for s in statuses) == ["failed", "failed", "sent", "sent"]
+    assert (await sandbox.audit())["accepted"] == 0  # not our sends
+
+
+async def test_a_value_level_error_webhook_names_the_number_and_has_no_statuses(
+    sandbox: SandboxControl, received: tuple[str, Received]
+) -> None:
+    _, inbox = received
+    await sandbox.value_errors("1001")
+    body, signature = inbox.posts[-1]
+    assert verify(APP_SECRET, body, signature)
+    value = orjson.loads(body)["entry"][0]["changes"][0]["value"]
+    assert value["metadata"]["phone_number_id"] == "1001"
+    assert "statuses" not in value
+    assert value["errors"][0]["code"] == 130429
+    assert value["errors"][0]["error_data"]["details"]
