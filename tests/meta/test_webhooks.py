@@ -187,9 +187,10 @@ async def test_statuses_come_in_the_2026_shape_with_contacts_and_user_ids(
     assert "recipient_id" not in member
     contacts = {c["user_id"]: c for v in _values(inbox) for c in v.get("contacts", [])}
     assert contacts[sent["recipient_user_id"]]["wa_id"] == "5511912340001"
-    assert contacts[member["recipient_user_id"]]["parent_user_id"] == member[
-        "recipient_parent_user_id"
-    ]
+    assert (
+        contacts[member["recipient_user_id"]]["parent_user_id"]
+        == member["recipient_parent_user_id"]
+    )
 
 
 async def test_another_sender_on_the_number_gets_its_statuses_with_its_own_data(
