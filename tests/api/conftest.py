@@ -39,16 +39,6 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def store(stack: Stack) -> AsyncIterator[Store]:
-    """The deployment's database, for what the API does not show (ids, the tag key)."""
-    opened = await Store.open(stack.deployment.database_url, run_migrations=False)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
 async def tag(store: Store) -> CallbackTag:
     """The deployment's callback tag: what our sends carry in biz_opaque_callback_data."""
     return await store.secrets.callback_tag()

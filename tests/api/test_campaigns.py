@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from dispatcher.store import Store
+from dispatcher.store.models import NewRecipient
 from tests.api.conftest import TEMPLATE, assert_error, create_campaign, phones, register, unique
 from tests.stack import wait_until
 
@@ -25,6 +26,20 @@ async def test_create_and_show_a_draft(api: httpx.AsyncClient, idle_instance: st
     shown = await api.get(f"/campaigns/{campaign['id']}")
     assert shown.status_code == 200
     assert shown.json() == campaign
+
+
+async def test_a_parent_bsuid_is_a_recipient(
+    api: httpx.AsyncClient, idle_instance: str, store: Store
+) -> None:
+    parent = "US.ENT.11815799212886844830"
+    campaign = await create_campaign(api, [idle_instance], [{"user_id": parent}])
+    listed = (await api.get(f"/campaigns/{campaign['id']}/recipients")).json()["items"]
+    assert [(r["user_id"], r["phone"]) for r in listed] == [(parent, None)]
+    assert listed[0]["error_details"] is None
+    appended = await store.recipients.ingest(
+        uuid.UUID(campaign["id"]), [NewRecipient(user_id="BR.ENT.abc123")]
+    )
+    assert appended == 1
 
 
 async def test_scheduled_at_makes_a_scheduled_campaign(
@@ -63,6 +78,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("neither phone nor user_id", {"recipients": [{"variables": ["a"]}]}, "recipients.0"),
     ("bad BSUID", {"recipients": [{"user_id": "br.15025763"}]}, "recipients.0.user_id"),
     ("BSUID without dot", {"recipients": [{"user_id": "BR15025763"}]}, "recipients.0.user_id"),
+    ("parent BSUID, no id", {"recipients": [{"user_id": "US.ENT."}]}, "recipients.0.user_id"),
+    ("parent BSUID, lower", {"recipients": [{"user_id": "US.ent.1.2"}]}, "recipients.0.user_id"),
     (
         "variables of numbers",
         {"recipients": [{"phone": "+5511999990001", "variables": [1]}]},

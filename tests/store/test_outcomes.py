@@ -250,3 +250,35 @@ async def test_sends_rebuild_the_portfolio_messaging_limit_window(
     assert gate.used() == 2
     assert gate.reserve(["+5511988887777"]).deferred == ["+5511988887777"]
     assert await store.portfolios.prune_contacts() >= 1
+
+
+async def test_a_failure_keeps_metas_error_details(store: Store, make_world: MakeWorld) -> None:
+    world = await make_world(1)
+    (r,) = await _sending(store, world, 1)
+    await store.outcomes.apply_results([_sent(r.id, world)])
+    failed = StatusUpdate(
+        R.FAILED, T0, f"wamid.{r.id}", None, 131026, "Message undeliverable", "Undeliverable."
+    )
+    assert await store.outcomes.apply_statuses([failed]) == 1
+    row = await store.recipients.by_wamid(f"wamid.{r.id}")
+    assert row is not None
+    assert (row.error_code, row.error_message, row.error_details) == (
+        131026,
+        "Message undeliverable",
+        "Undeliverable.",
+    )
+
+
+async def test_a_known_wamid_wins_over_the_recipient_id(
+    store: Store, make_world: MakeWorld
+) -> None:
+    """A status is steered by its wamid when we know it: no recipient id that comes with it
+    can move another row."""
+    world = await make_world(2)
+    a, b = await _sending(store, world, 2)
+    await store.outcomes.apply_results([_sent(a.id, world)])
+    update = StatusUpdate(R.FAILED, T0, f"wamid.{a.id}", b.id, 131026, "x")
+    assert await store.outcomes.apply_statuses([update]) == 1
+    rows = {r.id: r for r in await store.recipients.page(world.campaign.id, limit=10)}
+    assert rows[a.id].status is R.FAILED
+    assert rows[b.id].status is R.SENDING
