@@ -8,8 +8,9 @@ import uuid
 from dispatcher import operations
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.store import Store
-from dispatcher.store.models import Campaign, CampaignStatus, NewRecipient
-from tests.actors.test_campaign import TEMPLATE, register_all
+from dispatcher.store.models import Campaign, NewRecipient
+from tests.actors.test_campaign import TEMPLATE, finished, register_all
+from tests.actors.test_faults import assert_exactly_once
 from tests.stack import Stack, wait_until
 
 SIZE = 600
@@ -64,11 +65,7 @@ async def test_another_senders_statuses_before_and_during_a_campaign_leave_ours_
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))
     await control.other_sender("6001", ours, fail_code=131026)
 
-    async def completed() -> Campaign | None:
-        fresh = await _campaign(store, campaign.id)
-        return fresh if fresh.status is CampaignStatus.COMPLETED else None
-
-    await wait_until(completed, timeout_s=120)
+    await wait_until(lambda: finished(store, campaign.id), timeout_s=120)
     await control.other_sender("6001", ours, fail_code=131026)
 
     async def all_delivered() -> Campaign | None:
@@ -79,11 +76,6 @@ async def test_another_senders_statuses_before_and_during_a_campaign_leave_ours_
     # Ours: SIZE x (sent, delivered, read for about half); theirs: 4 x SIZE statuses.
     await wait_until(lambda: _webhooks_settled(stack, control, 2 * SIZE + 4 * SIZE), timeout_s=60)
     done = await _campaign(store, campaign.id)
-    assert done.total_sent == SIZE
-    assert done.total_failed == 0
-    assert done.total_delivered == SIZE
-    audit = await control.audit()
-    assert audit["accepted"] == SIZE
-    assert audit["duplicate_sends"] == 0
-    assert audit["pair_violations"] == 0
+    assert (done.total_sent, done.total_failed, done.total_delivered) == (SIZE, 0, SIZE)
+    await assert_exactly_once(store, control, done)
     await control.aclose()
