@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING
 
 from dispatcher.meta.error_codes import ErrorClass, ErrorTable
 from dispatcher.meta.webhooks import Change, change_errors
+from dispatcher.store import Store
 
 if TYPE_CHECKING:
-    from dispatcher.engine.webhook_handlers import WebhookContext
+    from dispatcher.engine.coordinator import InstanceFleet
 
 log = logging.getLogger(__name__)
 
 _ERRORS = ErrorTable()
 
 
-async def on_messages(context: WebhookContext, change: Change) -> None:
+async def on_messages(store: Store, fleet: InstanceFleet, change: Change) -> None:
     """Throttle the number named by ``value.metadata.phone_number_id`` for each throttle
     error in ``value.errors[]``; anything else in the change is left to the applier."""
     for error in change_errors(change):
@@ -40,10 +41,10 @@ async def on_messages(context: WebhookContext, change: Change) -> None:
             continue
         if error.phone_number_id is None:
             continue
-        instance = await context.store.instances.get_by_phone_number_id(error.phone_number_id)
+        instance = await store.instances.get_by_phone_number_id(error.phone_number_id)
         if instance is None:
             continue  # another app's number on the same WABA
-        cut = await context.fleet.throttle(instance.id, rule.throttle)
+        cut = await fleet.throttle(instance.id, rule.throttle)
         log.warning(
             "webhook error %s on number %s: rate %s",
             error.code,

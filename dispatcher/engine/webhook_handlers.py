@@ -42,7 +42,7 @@ def webhook_handlers(context: WebhookContext) -> dict[str, Handler]:
     errors = ErrorWebhooks(context.store)
 
     async def value_errors(change: Change) -> None:
-        await on_messages(context, change)
+        await on_messages(context.store, context.fleet, change)
 
     return merge(
         account_handlers(context),

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import pytest
 import redis.asyncio as aioredis
 
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.queue.streams import WorkQueue
 from dispatcher.queue.webhooks import WebhookQueue
 from dispatcher.services import ServiceUrls
@@ -49,6 +50,12 @@ def webhook_queue(redis_client: aioredis.Redis, redis_prefix: str) -> WebhookQue
 
 MakeInstance = Callable[..., Awaitable[Instance]]
 MakeCampaign = Callable[..., Awaitable[Campaign]]
+
+
+@pytest.fixture
+async def tag(store: Store) -> CallbackTag:
+    """The database's callback tag (what instance workers put in biz_opaque_callback_data)."""
+    return await store.secrets.callback_tag()
 
 
 @pytest.fixture

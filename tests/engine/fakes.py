@@ -19,6 +19,7 @@ from uuid import UUID
 import orjson
 
 from dispatcher.meta.client import MetaClient
+from dispatcher.meta.error_codes import Throttle
 from dispatcher.store import Store
 from dispatcher.store.db import create_database, drop_database
 from dispatcher.store.models import Instance
@@ -35,6 +36,7 @@ class FakeFleet:
     rates: dict[UUID, float] = field(default_factory=dict)
     errors: dict[UUID, str] = field(default_factory=dict)
     ensured: list[UUID] = field(default_factory=list)
+    throttled: list[tuple[UUID, Throttle]] = field(default_factory=list)
 
     async def ensure(self, instance: Instance) -> None:
         self.ensured.append(instance.id)
@@ -47,6 +49,10 @@ class FakeFleet:
 
     def error_class(self, instance_id: UUID) -> str | None:
         return self.errors.get(instance_id)
+
+    async def throttle(self, instance_id: UUID, throttle: Throttle) -> bool:
+        self.throttled.append((instance_id, throttle))
+        return True
 
 
 async def run_clock(

@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatcher.engine.webhooks import WebhookApplier
+from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.webhooks import Change
 from dispatcher.queue.webhooks import WebhookQueue
 from dispatcher.services import EmbeddedPostgres
@@ -23,7 +24,9 @@ from tests.engine.conftest import MakeCampaign, MakeInstance, phones
 from tests.engine.fakes import wait_for
 
 
-def status_payload(recipient_ids: list[int], status: str = "delivered", **extra: Any) -> dict:
+def status_payload(
+    tag: CallbackTag, recipient_ids: list[int], status: str = "delivered", **extra: Any
+) -> dict:
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -40,7 +43,7 @@ def status_payload(recipient_ids: list[int], status: str = "delivered", **extra:
                                     "status": status,
                                     "timestamp": "1750030081",
                                     "recipient_id": "5511900000000",
-                                    "biz_opaque_callback_data": str(i),
+                                    "biz_opaque_callback_data": tag.make(i),
                                     **extra,
                                 }
                                 for i in recipient_ids
@@ -62,13 +65,14 @@ async def campaign_ids(
 
 
 async def test_statuses_of_a_read_are_applied_in_bulk(
+    tag: CallbackTag,
     store: Store,
     webhook_queue: WebhookQueue,
     make_instance: MakeInstance,
     make_campaign: MakeCampaign,
 ) -> None:
     campaign, ids = await campaign_ids(store, make_instance, make_campaign, 60)
-    await webhook_queue.push_many([status_payload(ids[i : i + 3]) for i in range(0, 60, 3)])
+    await webhook_queue.push_many([status_payload(tag, ids[i : i + 3]) for i in range(0, 60, 3)])
     applier = WebhookApplier(store, webhook_queue)
     assert await applier.apply_once() == 60  # twenty payloads, one read, one write
     counts = await store.recipients.count_by_status(campaign.id)
@@ -78,20 +82,21 @@ async def test_statuses_of_a_read_are_applied_in_bulk(
 
 
 async def test_a_malformed_payload_is_dead_lettered_alone(
+    tag: CallbackTag,
     store: Store,
     webhook_queue: WebhookQueue,
     make_instance: MakeInstance,
     make_campaign: MakeCampaign,
 ) -> None:
     campaign, ids = await campaign_ids(store, make_instance, make_campaign, 6)
-    refused = status_payload(ids[4:5], status="failed", errors=[{"code": 2**40, "title": "x"}])
+    refused = status_payload(tag, ids[4:5], status="failed", errors=[{"code": 2**40, "title": "x"}])
     await webhook_queue.push_many(
         [
-            status_payload(ids[:2]),
+            status_payload(tag, ids[:2]),
             {"not": "meta"},  # not Meta's shape
-            status_payload(ids[2:4]),
+            status_payload(tag, ids[2:4]),
             refused,  # Meta's shape, but data the database refuses (an int4 error code)
-            status_payload(ids[5:]),
+            status_payload(tag, ids[5:]),
         ]
     )
     applier = WebhookApplier(store, webhook_queue)
@@ -165,11 +170,12 @@ async def test_through_a_postgres_outage_nothing_is_dead_lettered_and_all_is_app
         )
         await store.recipients.ingest(campaign.id, phones(30))
         ids = [r.id for r in await store.recipients.page(campaign.id, limit=30)]
+        tag = await store.secrets.callback_tag()
         queue = WebhookQueue(redis_client, prefix=redis_prefix)
         applier = WebhookApplier(store, queue, retry_base_s=0.05, retry_cap_s=0.2)
 
         await asyncio.to_thread(own_postgres.stop)
-        await queue.push_many([status_payload(ids[i : i + 3]) for i in range(0, 30, 3)])
+        await queue.push_many([status_payload(tag, ids[i : i + 3]) for i in range(0, 30, 3)])
         applying = asyncio.create_task(applier.apply_once())
         await wait_for(lambda: applier.outage_retries >= 3)
         assert not applying.done()
@@ -184,3 +190,28 @@ async def test_through_a_postgres_outage_nothing_is_dead_lettered_and_all_is_app
         assert applier.malformed == 0
     finally:
         await store.close()
+
+
+async def test_bare_or_forged_callback_data_moves_nothing(
+    tag: CallbackTag,
+    store: Store,
+    webhook_queue: WebhookQueue,
+    make_instance: MakeInstance,
+    make_campaign: MakeCampaign,
+) -> None:
+    """Another sender's statuses (unknown wamids) with our ids as bare numbers, or as tags
+    under another key: nothing moves; ours, tagged, do."""
+    _, ids = await campaign_ids(store, make_instance, make_campaign, 6)
+    foreign = CallbackTag(b"f" * 32)
+    bare = status_payload(tag, ids[:2])
+    for status in bare["entry"][0]["changes"][0]["value"]["statuses"]:
+        status["biz_opaque_callback_data"] = status["biz_opaque_callback_data"].split(".")[1]
+    await webhook_queue.push_many(
+        [bare, status_payload(foreign, ids[2:4]), status_payload(tag, ids[4:])]
+    )
+    applier = WebhookApplier(store, webhook_queue)
+    await applier.apply_once()
+    statuses = await store.recipients.statuses(ids)
+    assert [statuses[i] for i in ids] == [RecipientStatus.PENDING] * 4 + [
+        RecipientStatus.DELIVERED
+    ] * 2
