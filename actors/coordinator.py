@@ -153,7 +153,7 @@ class Coordinator:
         return await (await self._core_ready()).pause_campaign(UUID(campaign_id))
 
     async def resume_campaign(self, campaign_id: str) -> bool:
-        return await (await self._core_ready()).start_campaign(UUID(campaign_id))
+        return await (await self._core_ready()).resume_campaign(UUID(campaign_id))
 
     async def cancel_campaign(self, campaign_id: str) -> bool:
         return await (await self._core_ready()).cancel_campaign(UUID(campaign_id))
@@ -164,6 +164,14 @@ class Coordinator:
         instance = await core.refresh_instance(UUID(instance_id))
         if instance is not None and core.active:
             await self._fleet.restart(instance)
+
+    async def release_portfolio(self, business_id: str) -> list[str]:
+        """End a 131064 hold: the portfolio's numbers it stopped are restarted; their ids."""
+        core = await self._core_ready()
+        back = await core.release_held_numbers(business_id)
+        for instance in back:
+            await self._fleet.restart(instance)
+        return [str(instance.id) for instance in back]
 
     async def instance_stats(self, instance_id: str | None = None) -> dict[str, Any]:
         await self._core_ready()
@@ -215,6 +223,8 @@ class Coordinator:
                 return await core.retry_dead_letters(job_id)
             return {"retried": await self._queues.retry_dlq(queue, job_id)}
         if action == "clear":
+            if queue == "campaigns":
+                return await core.clear_queue()
             return {"cleared": await self._queues.clear(queue)}
         if action == "recover_stuck":
             if queue == "campaigns":

@@ -180,6 +180,10 @@ class Dispatcher:
     def cancel(self, campaign_id: UUID) -> bool:
         return bool(ray.get(self.coordinator.cancel_campaign.remote(str(campaign_id))))
 
+    def release_portfolio(self, business_id: str) -> list[str]:
+        """End a 131064 hold once Meta lifted it; the ids of the numbers started again."""
+        return list(ray.get(self.coordinator.release_portfolio.remote(business_id)))
+
     def campaign(self, campaign_id: UUID) -> Campaign:
         found = self._run(self._get_store().campaigns.get(campaign_id))
         if found is None:

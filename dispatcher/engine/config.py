@@ -60,6 +60,12 @@ class EngineConfig:
     and go back to pending. Batches held by a live actor are kept alive (touch_interval_s)."""
     unreadable_limit: MessagingTier = MessagingTier.TIER_250
     """Assumed for a portfolio whose limit could not be read (DISPATCHER_UNREADABLE_LIMIT)."""
+    stopped_check_s: float = 0.5
+    """How often an instance actor asks whether the campaigns of the batches it holds were
+    cancelled: their unsent messages are dropped, so nothing more goes out after a cancel."""
+    gate_resync_s: float = 5.0
+    """While a portfolio waits at its messaging limit, its gate is re-read from Postgres this
+    often: slots of sends Meta never accepted (failed, requeued, rerouted) free up."""
     limits_refresh_s: float = 1.0
     """How soon a detected or overridden messaging limit reaches the coordinator's gates."""
     retry_after_s: float = 1.0

@@ -23,7 +23,9 @@ from uuid import UUID
 
 from dispatcher.engine.batch import Batch, template_from_json
 from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.dead_letters import retry_dead_letters
 from dispatcher.engine.lease import LeaseKeeper
+from dispatcher.engine.recovery import QueueRecovery
 from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
@@ -78,7 +80,9 @@ class PortfolioState:
     """No new recipient fits before this (clock time): skip claiming for its numbers."""
     held: bool = False
     """Meta holds the portfolio (131064): none of its numbers gets work until one of them is
-    registered again."""
+    registered again or an operator releases it. Kept in Postgres: it survives restarts."""
+    hold_reason: str | None = None
+    last_resync: float = -float("inf")
     tier: MessagingTier | None = None
     source: LimitSource | None = None
     """Where the limit in force came from (operator, graph_api, webhook, unreadable)."""
@@ -86,6 +90,8 @@ class PortfolioState:
 
 
 DRAIN_CONSUMER = "coordinator-drain"
+HOLD_STATUS = "portfolio held"
+"""How an instance actor's status reason begins when 131064 stopped its number."""
 MIN_BATCH = 10
 
 
@@ -127,8 +133,10 @@ class CoordinatorCore:
         self.in_doubt_resolved = 0
         self._instances: dict[UUID, Instance] = {}
         self._portfolios: dict[str, PortfolioState] = {}
+        self._stale_holds: set[UUID] = set()
         self._last_recover = clock()
         self._last_limits = clock()
+        self.recovery = QueueRecovery(store, queue, self.config, clock)
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -148,12 +156,27 @@ class CoordinatorCore:
             await self._instance(instance_id)
         return await self._store.campaigns.transition(campaign_id, CampaignStatus.RUNNING)
 
+    async def resume_campaign(self, campaign_id: UUID) -> bool:
+        """paused / held -> running; a paused campaign that never started goes back to
+        scheduled while its time is still to come: a resume must not start it early."""
+        campaign = await self._store.campaigns.get(campaign_id)
+        if campaign is None or campaign.status not in (CampaignStatus.PAUSED, CampaignStatus.HELD):
+            return False
+        if await self._store.campaigns.resume_scheduled(campaign_id):
+            return True
+        return await self.start_campaign(campaign_id)
+
     async def pause_campaign(self, campaign_id: UUID) -> bool:
         """running -> paused: nothing new is routed; batches already routed still go out."""
         return await self._store.campaigns.transition(campaign_id, CampaignStatus.PAUSED)
 
     async def cancel_campaign(self, campaign_id: UUID) -> bool:
-        return await self._store.campaigns.transition(campaign_id, CampaignStatus.CANCELLED)
+        """Nothing more is sent: its routed batches lose their rows (back to ``pending``,
+        out of their claim), and instance actors drop what they hold of it."""
+        if not await self._store.campaigns.transition(campaign_id, CampaignStatus.CANCELLED):
+            return False
+        await self._store.recovery.requeue_queued([campaign_id])
+        return True
 
     # -- the periodic work --------------------------------------------------------------
 
@@ -162,9 +185,11 @@ class CoordinatorCore:
         standby (the lease is another's) does nothing but try to take the lease."""
         if not await self.keep_lease():
             return
+        await self.recovery.check()  # Redis lost its data: rebuild before routing into it
         for campaign in await self._store.campaigns.due():
             await self.start_campaign(campaign.id)
         running = await self._store.campaigns.running()
+        await self._resync_gates(only_blocked=True)
         depth = await self._stream_depths(running)
         for instance_id, waiting in depth.items():
             if waiting and not self._fleet.usable(instance_id):
@@ -181,6 +206,7 @@ class CoordinatorCore:
             await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
             await self.recover(running)
+        await self.recovery.sweep()  # before the policy: orphans of lost batches join it
         if self._clock() - self._last_in_doubt >= self.config.in_doubt_check_interval_s:
             await self.resolve_in_doubt()
         self.ticks += 1
@@ -244,6 +270,7 @@ class CoordinatorCore:
                 campaign.id, timedelta(seconds=self.config.stale_after_s)
             )
         await self._refresh_limits()
+        await self._resync_gates()
         return {
             "requeued_batches": len(reclaimed.requeued),
             "dead": len(reclaimed.dead),
@@ -264,19 +291,16 @@ class CoordinatorCore:
         return requeued
 
     async def retry_dead_letters(self, job_id: str | None = None) -> dict[str, Any]:
-        """Dead-lettered messages (retries ran out; never accepted by Meta) go back to
-        pending and are routed again; their batches leave the dead-letter streams."""
-        ids: list[int] = []
-        for instance in await self._queue.instances():
-            for dead in await self._queue.dead_letters(instance, count=10_000):
-                if job_id in (None, dead.job_id, dead.dlq_id):
-                    ids.extend(int(d["recipient_id"]) for d in dead.batch.get("dead", []))
-        campaigns = await self._store.recipients.revive(ids) if ids else []
-        reopened = await self._store.campaigns.reopen(campaigns) if campaigns else 0
-        # Replayed batches find their rows pending (not in their claim): nothing is sent
-        # twice, and they are acked at once.
-        replayed = await self._queue.retry_dlq(job_id)
-        return {"retried": replayed, "revived": len(ids), "campaigns_reopened": reopened}
+        """Dead-lettered work back to Postgres, routed again under new claims (see
+        :func:`~dispatcher.engine.dead_letters.retry_dead_letters`)."""
+        return await retry_dead_letters(self._store, self._queue, self.config, job_id)
+
+    async def clear_queue(self) -> dict[str, int]:
+        """Delete every batch and dead letter, and give their work back to Postgres at once:
+        ``queued`` rows to pending now, ``sending`` ones once nobody holds them."""
+        cleared = await self._queue.clear()
+        rebuilt = await self.recovery.rebuild()
+        return {"cleared": cleared, **rebuilt}
 
     # -- routing ------------------------------------------------------------------------
 
@@ -293,7 +317,11 @@ class CoordinatorCore:
         candidates = []
         for instance_id in campaign.instance_ids:
             instance = await self._instance(instance_id)
-            if instance is None or instance.status is not InstanceStatus.ACTIVE:
+            if instance is None:
+                continue
+            # Before the usable check: the actor that met 131064 is unusable since.
+            await self._note_hold(instance)
+            if instance.status is not InstanceStatus.ACTIVE:
                 continue
             if not self._fleet.usable(instance_id):
                 continue
@@ -307,13 +335,6 @@ class CoordinatorCore:
         now = self._clock()
         for instance in candidates:
             portfolio = await self._portfolio(instance.business_id)
-            if self._fleet.error_class(instance.id) == ErrorClass.PORTFOLIO_HOLD.value:
-                if not portfolio.held:
-                    log.error(
-                        "portfolio %s held by Meta (131064): its numbers get no work",
-                        instance.business_id,
-                    )
-                portfolio.held = True
             if portfolio.held:
                 continue
             while depth.get(instance.id, 0) < self.config.queued_batches_per_instance:
@@ -381,15 +402,67 @@ class CoordinatorCore:
 
     async def refresh_instance(self, instance_id: UUID) -> Instance | None:
         """Reload an instance (re-registered: token, status or limits changed); the caller
-        replaces its actor."""
+        replaces its actor. The operator acted on the number: its portfolio's hold ends."""
         self._instances.pop(instance_id, None)
         instance = await self._store.instances.get(instance_id)
         if instance is not None:
             self._instances[instance_id] = instance
-            state = self._portfolios.get(instance.business_id)
-            if state is not None:
-                state.held = False  # the operator acted on the number: try again
+            await self.release_portfolio(instance.business_id)
         return instance
+
+    async def release_portfolio(self, business_id: str) -> bool:
+        """End a 131064 hold (the operator says Meta lifted it); False when none was held."""
+        released = await self._store.holds.release(business_id)
+        state = self._portfolios.get(business_id)
+        if state is not None:
+            released = released or state.held
+            state.held, state.hold_reason = False, None
+        # Their actors report the 131064 until they are restarted: that old report must not
+        # hold the portfolio again.
+        self._stale_holds.update(
+            i.id
+            for i in self._instances.values()
+            if i.business_id == business_id
+            and self._fleet.error_class(i.id) == ErrorClass.PORTFOLIO_HOLD.value
+        )
+        if released:
+            log.warning("portfolio %s: hold released by the operator", business_id)
+        return released
+
+    async def release_held_numbers(self, business_id: str) -> list[Instance]:
+        """Release the portfolio and make its numbers stopped by the hold active again; the
+        caller restarts their actors (which still report the 131064)."""
+        await self.release_portfolio(business_id)
+        stopped = await self._store.instances.all(
+            business_id=business_id, status=InstanceStatus.ERROR
+        )
+        back = []
+        for instance in stopped:
+            if self._fleet.error_class(instance.id) == ErrorClass.PORTFOLIO_HOLD.value or (
+                instance.status_reason or ""
+            ).startswith(HOLD_STATUS):
+                await self._store.instances.set_status(instance.id, InstanceStatus.ACTIVE)
+                refreshed = await self.refresh_instance(instance.id)
+                if refreshed is not None:
+                    back.append(refreshed)
+        return back
+
+    async def _note_hold(self, instance: Instance) -> None:
+        """Meta answered 131064 to one of the portfolio's numbers: hold them all, durably."""
+        if self._fleet.error_class(instance.id) != ErrorClass.PORTFOLIO_HOLD.value:
+            self._stale_holds.discard(instance.id)  # restarted since: a new 131064 counts
+            return
+        if instance.id in self._stale_holds:
+            return
+        portfolio = await self._portfolio(instance.business_id)
+        if portfolio.held:
+            return
+        reason = f"131064 on number {instance.phone_number_id}"
+        await self._store.holds.hold(instance.business_id, reason)
+        portfolio.held, portfolio.hold_reason = True, reason
+        log.error(
+            "portfolio %s held by Meta (131064): its numbers get no work", instance.business_id
+        )
 
     async def _portfolio(self, business_id: str) -> PortfolioState:
         state = self._portfolios.get(business_id)
@@ -399,16 +472,15 @@ class CoordinatorCore:
             history = await self._store.portfolios.gate_history(
                 business_id, self._clock, window_s=window
             )
-            # Routed but not sent yet: their slots are taken too (a restarted coordinator
-            # must not hand them out again).
-            now = self._clock()
-            in_flight = await self._store.recipients.in_flight_for_portfolio(business_id)
-            history.extend((recipient, now - age) for recipient, age in in_flight)
+            history.extend(await self._in_flight(business_id))
             tier = portfolio.tier_assuming(self.config.unreadable_limit)
             gate = MessagingLimitGate.from_history(
                 tier.limit, history, window_s=window, clock=self._clock
             )
-            state = self._portfolios[business_id] = PortfolioState(gate)
+            hold = await self._store.holds.get(business_id)
+            state = self._portfolios[business_id] = PortfolioState(
+                gate, held=hold is not None, hold_reason=None if hold is None else hold.reason
+            )
             self._describe(state, portfolio)
             log.info(
                 "portfolio %s: limit %s (%s), %d recipients in the window",
@@ -424,10 +496,47 @@ class CoordinatorCore:
         state.source = portfolio.source
         state.limit_error = portfolio.limit_error
 
+    async def _in_flight(self, business_id: str) -> list[tuple[str, float]]:
+        """Routed but not sent yet: their slots are taken too (a restarted coordinator must
+        not hand them out again)."""
+        now = self._clock()
+        in_flight = await self._store.recipients.in_flight_for_portfolio(business_id)
+        return [(recipient, now - age) for recipient, age in in_flight]
+
+    async def _resync_gates(self, *, only_blocked: bool = False) -> int:
+        """Re-read each gate's window from Postgres (accepted sends and sends in flight):
+        slots reserved for sends Meta never accepted (failed before acceptance, requeued,
+        rerouted to another portfolio, dead-lettered) free up. Returns how many."""
+        freed = 0
+        now = self._clock()
+        for business_id, state in list(self._portfolios.items()):
+            if state.gate.limit is None:
+                continue
+            if only_blocked and (
+                state.blocked_until <= now or now - state.last_resync < self.config.gate_resync_s
+            ):
+                continue
+            state.last_resync = as_of = self._clock()
+            window = await self._store.portfolios.window(
+                business_id, DAY_S + self.config.gate_margin_s
+            )
+            in_flight = await self._store.recipients.in_flight_for_portfolio(business_id)
+            holding = [recipient for recipient, _ in window + in_flight]
+            released = state.gate.resync(holding, as_of)
+            if released:
+                state.blocked_until = 0.0
+                freed += released
+                log.info("portfolio %s: %d slots of unsent messages freed", business_id, released)
+        return freed
+
     async def _refresh_limits(self) -> None:
         """Apply tier changes (detected by an instance actor, or overridden) to the gates."""
         self._last_limits = self._clock()
-        for business_id in list(self._portfolios):
+        holds = await self._store.holds.all()
+        for business_id, state in list(self._portfolios.items()):
+            # A hold set or released elsewhere (another process, an operator) applies here.
+            hold = holds.get(business_id)
+            state.held, state.hold_reason = hold is not None, None if hold is None else hold.reason
             portfolio = await self._store.portfolios.get(business_id)
             if portfolio is not None:
                 await self.apply_limit(portfolio)
@@ -459,7 +568,7 @@ class CoordinatorCore:
 
     # -- what the coordinator shows ------------------------------------------------------
 
-    def portfolio_stats(self) -> dict[str, dict[str, int | str | None]]:
+    def portfolio_stats(self) -> dict[str, dict[str, Any]]:
         return {
             business_id: {
                 "daily_unique_used": state.gate.used() if state.gate.limit is not None else None,
@@ -468,6 +577,8 @@ class CoordinatorCore:
                 "tier": None if state.tier is None else state.tier.value,
                 "limit_source": None if state.source is None else state.source.value,
                 "limit_error": state.limit_error,
+                "held": state.held,
+                "hold_reason": state.hold_reason,
             }
             for business_id, state in self._portfolios.items()
         }

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,7 +38,7 @@ from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.policies.backoff import Backoff
 from dispatcher.queue.streams import Job, WorkQueue
 from dispatcher.store import Store
-from dispatcher.store.models import CampaignStatus, InstanceStatus, SendResult
+from dispatcher.store.models import CampaignStatus, InstanceStatus, SendOutcome, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class InstanceWorker:
             asyncio.create_task(self._flush_loop()),
             asyncio.create_task(self._touch_loop()),
             asyncio.create_task(self._epoch_loop()),
+            asyncio.create_task(self._stopped_loop()),
         ]
         try:
             await sender
@@ -339,13 +341,14 @@ class InstanceWorker:
             if not self._held:
                 continue
             try:
-                held = await self._queue.touch(self.instance_id, self._consumer, list(self._held))
-                # ...and their rows in Postgres: a long outage (breaker open) must not let the
-                # stale-row safety net hand them to another sender while we still hold them.
+                # Rows in Postgres first, whatever Redis says: a long outage (breaker open), or
+                # a Redis that lost the batch, must not let the stale-row safety net or the
+                # in-doubt sweep hand them to another sender while we still hold them.
                 ids = [
                     item[0] for h in self._held.values() for item in h.job.batch.get("items", [])
                 ]
                 await self._store.recipients.keep_alive(ids)
+                held = await self._queue.touch(self.instance_id, self._consumer, list(self._held))
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception:
@@ -417,6 +420,29 @@ class InstanceWorker:
             where,
             len(dropped),
         )
+
+    async def _stopped_loop(self) -> None:
+        """Drop the unsent messages of cancelled campaigns: nothing more of them goes out.
+        They go back to ``pending`` (never sent), and their batches settle as usual."""
+        while True:
+            await asyncio.sleep(self.config.stopped_check_s)
+            campaigns = {UUID(h.job.batch["campaign_id"]) for h in self._held.values()}
+            if not campaigns:
+                continue
+            try:
+                stopped = await self._store.campaigns.stopped(list(campaigns))
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:
+                log.exception("instance %s: checking for cancels failed", self.phone_number_id)
+                continue
+            jobs = {j for j, h in self._held.items() if UUID(h.job.batch["campaign_id"]) in stopped}
+            now = datetime.now(UTC)
+            for message in self.pipeline.drop(jobs):
+                result = SendResult(
+                    message.recipient_id, SendOutcome.REQUEUE, now, attempts=message.attempts
+                )
+                self._results.append((message.job_id, result))
 
     async def _give_back(self) -> None:
         """The number cannot send: its unsent work goes back to pending for other numbers."""

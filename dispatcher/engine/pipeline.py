@@ -203,6 +203,9 @@ class SendPipeline:
                 if self._should_stop():  # changed while we waited for a slot
                     self._slots.release()
                     break
+                if not self._ready or self._ready[0] is not message:  # dropped meanwhile
+                    self._slots.release()
+                    continue
                 if not self._may_send() or not self.pacer.admit(message.address):
                     self._slots.release()
                     await self._sleep(self.config.idle_wake_s)

@@ -150,6 +150,29 @@ class MessagingLimitGate:
         for recipient in recipients:
             self._expires.pop(recipient, None)
 
+    def resync(self, holding: Iterable[str], as_of: float) -> int:
+        """Free the slots of recipients who no longer hold one, by what was known at clock
+        time ``as_of``: ``holding`` are the recipients of sends Meta accepted in the window
+        and of sends still in flight.
+
+        Reservations of sends Meta never accepted (failed before acceptance, requeued,
+        rerouted, dead-lettered) are absent from it, so their slots free up. Only frees:
+        a slot kept keeps its time; reservations made at or after ``as_of`` are kept (the
+        truth was read before them). Returns how many slots were freed.
+        """
+        if self._limit is None:
+            return 0
+        self._expire(self._clock())
+        keep = set(holding)
+        freed = [
+            recipient
+            for recipient, expires in self._expires.items()
+            if recipient not in keep and expires - self._window < as_of
+        ]
+        for recipient in freed:
+            del self._expires[recipient]
+        return len(freed)
+
     def _touch(self, recipient: str, expires_at: float) -> None:
         self._expires[recipient] = max(expires_at, self._expires.get(recipient, expires_at))
         self._expires.move_to_end(recipient)

@@ -102,6 +102,10 @@ class DurableStream:
                 raise
         self._group_ready = True
 
+    def forget_group(self) -> None:
+        """The group may be gone (Redis lost its data): create it again before the next use."""
+        self._group_ready = False
+
     async def add(self, payload: bytes) -> str:
         await self.ensure_group()
         job_id: Any = await self._client.xadd(self.key, {"payload": payload, "deliveries": 0})

@@ -3,13 +3,14 @@
 Each instance actor reads its own stream through the consumer group; a batch is acked only
 once every message in it is settled. Keys (``prefix`` default ``dispatcher:``):
 ``{prefix}campaigns:{instance}`` (batches), ``{prefix}campaigns:{instance}:dlq`` (dead
-letters), ``{prefix}campaigns:instances`` (the set of instances that ever had a stream).
+letters), ``{prefix}campaigns:instances`` (the set of instances that ever had a stream),
+``{prefix}campaigns:marker`` (the deployment's marker: gone when Redis lost its data).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -81,6 +82,24 @@ class WorkQueue:
         self._max_deliveries = max_deliveries
         self._streams: dict[str, DurableStream] = {}
         self._registry = f"{prefix}{QUEUE}:instances"
+        self._marker = f"{prefix}{QUEUE}:marker"
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    async def marker(self) -> str | None:
+        """The marker the coordinator keeps here and in Postgres; None once Redis lost it."""
+        value = await self._client.get(self._marker)
+        return None if value is None else (value.decode() if isinstance(value, bytes) else value)
+
+    async def set_marker(self, token: str) -> None:
+        await self._client.set(self._marker, token)
+
+    def forget_groups(self) -> None:
+        """Redis lost its data: consumer groups are created again on each stream's next use."""
+        for stream in self._streams.values():
+            stream.forget_group()
 
     def stream(self, instance_id: InstanceKey) -> DurableStream:
         """The durable stream of one instance (for its key names and low-level use)."""
@@ -174,6 +193,27 @@ class WorkQueue:
             )
             for e in entries
         ]
+
+    async def dead_letter_pages(
+        self, instance_id: InstanceKey, page: int = 500
+    ) -> AsyncIterator[list[DeadBatch]]:
+        """Every dead-lettered batch of one instance, oldest first, a page at a time."""
+        after = "-"
+        stream = self.stream(instance_id)
+        while entries := await stream.dead_letters(page, after=after):
+            after = entries[-1].dlq_id
+            yield [
+                DeadBatch(
+                    e.dlq_id, e.job_id, str(instance_id), orjson.loads(e.payload), e.reason, e.at_ms
+                )
+                for e in entries
+            ]
+
+    async def drop_dead(self, instance_id: InstanceKey, dlq_ids: Sequence[str]) -> int:
+        """Delete dead letters (their work was given back to Postgres); how many."""
+        if not dlq_ids:
+            return 0
+        return int(await self._client.xdel(self.stream(instance_id).dlq_key, *dlq_ids))
 
     async def retry_dlq(
         self, job_id: str | None = None, instance_id: InstanceKey | None = None

@@ -13,11 +13,13 @@ import asyncpg
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.db import create_pool
 from dispatcher.store.fencing import CoordinatorLeases, Epochs, InDoubtRows
+from dispatcher.store.holds import PortfolioHolds
 from dispatcher.store.instances import Instances
 from dispatcher.store.migrate import migrate
 from dispatcher.store.outcomes import Outcomes
 from dispatcher.store.portfolios import Portfolios
 from dispatcher.store.recipients import Recipients
+from dispatcher.store.recovery import Recovery
 from dispatcher.store.secrets import Secrets
 from dispatcher.store.suppressions import Suppressions
 
@@ -37,6 +39,8 @@ class Store:
     leases: CoordinatorLeases
     in_doubt: InDoubtRows
     secrets: Secrets
+    holds: PortfolioHolds
+    recovery: Recovery
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Store:
@@ -53,6 +57,8 @@ class Store:
             leases=CoordinatorLeases(pool),
             in_doubt=InDoubtRows(pool),
             secrets=Secrets(pool),
+            holds=PortfolioHolds(pool),
+            recovery=Recovery(pool),
         )
 
     @classmethod

@@ -222,6 +222,29 @@ class Campaigns:
         )
         return int(result.split()[-1])
 
+    async def stopped(self, campaign_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of ``campaign_ids`` that were cancelled or failed: send nothing more of them."""
+        rows = await self._pool.fetch(
+            "SELECT id FROM whatsapp_campaigns WHERE id = ANY($1::uuid[]) "
+            "AND status IN ('cancelled', 'failed')",
+            list(campaign_ids),
+        )
+        return {row["id"] for row in rows}
+
+    async def resume_scheduled(self, campaign_id: UUID) -> bool:
+        """``paused`` -> ``scheduled`` for a campaign paused before it ever started whose time
+        is still to come: it keeps its time instead of starting now. False otherwise."""
+        result = await self._pool.execute(
+            """
+            UPDATE whatsapp_campaigns
+            SET status = 'scheduled', status_reason = NULL, updated_at = now()
+            WHERE id = $1 AND status = 'paused' AND started_at IS NULL
+              AND scheduled_at > now()
+            """,
+            campaign_id,
+        )
+        return bool(result == "UPDATE 1")
+
     async def reschedule(self, campaign_id: UUID, scheduled_at: datetime) -> bool:
         """Set the start time of a draft or scheduled campaign (it becomes ``scheduled``)."""
         result = await self._pool.execute(

@@ -277,6 +277,7 @@ class Recipients:
         after their retries ran out), so they are routed again; returns their campaigns.
 
         A message Meta accepted (``sent_at`` set) stays failed: reviving it would send twice.
+        Its attempts start again: revived with its old count, it would die at its first error.
         """
         rows = await self._pool.fetch(
             """
@@ -285,8 +286,8 @@ class Recipients:
                 WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
             )
             UPDATE whatsapp_campaign_recipients r
-            SET status = 'pending', claim_id = NULL, error_code = NULL, error_message = NULL,
-                error_details = NULL,
+            SET status = 'pending', claim_id = NULL, attempts = 0,
+                error_code = NULL, error_message = NULL, error_details = NULL,
                 failed_at = NULL, updated_at = now()
             FROM locked
             WHERE r.id = locked.id AND r.status = 'failed' AND r.sent_at IS NULL

@@ -50,8 +50,12 @@ async def test_every_action_on_every_queue(api: httpx.AsyncClient, action: str, 
     assert body["queue"] == queue
     expected = {
         "retry_dlq": {"retried"}
-        | ({"revived", "campaigns_reopened"} if queue == "campaigns" else set()),
-        "clear": {"cleared"},
+        | (
+            {"revived", "requeued", "in_doubt", "campaigns_reopened"}
+            if queue == "campaigns"
+            else set()
+        ),
+        "clear": {"cleared"} | ({"requeued"} if queue == "campaigns" else set()),
         "recover_stuck": {"requeued_batches", "dead"}
         | ({"stale"} if queue == "campaigns" else set()),
     }[action]
@@ -107,4 +111,10 @@ async def test_retry_one_job_id(api: httpx.AsyncClient) -> None:
         "/queue/stats", json={"action": "retry_dlq", "queue": "campaigns", "jobId": "1-0"}
     )
     assert response.status_code == 200
-    assert response.json()["result"] == {"retried": [], "revived": 0, "campaigns_reopened": 0}
+    assert response.json()["result"] == {
+        "retried": 0,
+        "revived": 0,
+        "requeued": 0,
+        "in_doubt": 0,
+        "campaigns_reopened": 0,
+    }

@@ -132,3 +132,66 @@ def test_a_lower_limit_holds_new_recipients_until_the_window_drains():
     assert gate.reserve(["a"]).admitted == ["a"]
     with pytest.raises(ValueError, match="limit"):
         gate.set_limit(-1)
+
+
+# -- resync: slots of sends Meta never accepted are given back ---------------------------
+
+
+def test_resync_frees_the_slots_of_sends_meta_never_accepted():
+    clock = FakeClock()
+    gate = MessagingLimitGate(2, window_s=WINDOW, clock=clock)
+    assert gate.reserve(["a", "b"]).admitted == ["a", "b"]
+    assert gate.reserve(["c"]).deferred == ["c"]
+    clock.advance(5)
+    # "a" was accepted by Meta; "b" failed before acceptance (or was requeued, rerouted...).
+    freed = gate.resync(["a"], as_of=clock.now)
+    assert freed == 1
+    assert gate.used() == 1
+    assert gate.reserve(["c"]).admitted == ["c"]
+    # "a" keeps its slot, and its time: a full window after its reservation.
+    clock.advance(WINDOW - 5.5)
+    assert gate.used() == 2
+    clock.advance(1)
+    assert gate.used() == 1
+
+
+def test_resync_keeps_reservations_made_after_the_truth_was_read():
+    clock = FakeClock()
+    gate = MessagingLimitGate(3, window_s=WINDOW, clock=clock)
+    as_of = clock.now
+    clock.advance(1)
+    gate.reserve(["late"])  # routed while the truth was being read
+    assert gate.resync([], as_of=as_of) == 0
+    assert gate.used() == 1
+    clock.advance(1)
+    assert gate.resync([], as_of=clock.now) == 1
+    assert gate.used() == 0
+
+
+def test_resync_of_an_unlimited_gate_tracks_nobody():
+    gate = MessagingLimitGate(None, window_s=WINDOW, clock=FakeClock())
+    assert gate.resync(["a"], as_of=1_000.0) == 0
+    assert gate.used() == 0
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=10),
+    batches=batches,
+    holding=st.sets(st.integers(min_value=0, max_value=30).map(lambda i: f"+55119{i:08d}")),
+)
+def test_resync_frees_exactly_the_reservations_nobody_holds(limit, batches, holding):
+    clock = FakeClock()
+    gate = MessagingLimitGate(limit, window_s=WINDOW, clock=clock)
+    last: dict[str, float] = {}
+    for gap, batch in batches:
+        clock.advance(gap)
+        for recipient in gate.reserve(batch).admitted:
+            last[recipient] = clock.now
+    alive = {r for r, t in last.items() if t + WINDOW > clock.now}
+    before = gate.used()
+    freed = gate.resync(holding, as_of=clock.now + 1e-9)
+    assert gate.used() == len(alive & holding) == before - freed
+    assert gate.remaining() == limit - len(alive & holding)
+    # Freed slots are usable at once.
+    newcomers = [f"new-{i}" for i in range(limit)]
+    assert len(gate.reserve(newcomers).admitted) == limit - len(alive & holding)

@@ -29,7 +29,8 @@ async def test_migrations_apply_once_even_with_concurrent_starters(
             tables = await conns[0].fetchval(
                 "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'whatsapp_%'"
             )
-            assert tables == 8  # 0003: whatsapp_suppressions; 0006: the coordinator lease
+            # 0003: whatsapp_suppressions; 0006: the coordinator lease; 0007: queue markers
+            assert tables == 9
         finally:
             for conn in conns:
                 await conn.close()
