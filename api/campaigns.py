@@ -71,10 +71,11 @@ async def create_campaign(request: Request) -> Response:
         scheduled_at=given.scheduled_at,
     )
     log.info(
-        "campaign %s (%s) created with %d recipients",
+        "campaign %s (%s) created with %d recipients, %d of them duplicates",
         campaign.id,
         campaign.name,
         campaign.total_recipients,
+        campaign.total_duplicates,
     )
     response = campaign_json(campaign)
     response.status_code = 201

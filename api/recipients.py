@@ -16,6 +16,7 @@ from api.errors import ApiError, json_response, validation_details
 from api.openapi import Operation
 from api.schemas import Appended, RecipientIn, RecipientOut, RecipientPage, RecipientsQuery
 from api.state import app_state
+from dispatcher.errors import CampaignFinishedError
 from dispatcher.recipient_files import (
     MEDIA_TYPES,
     RecipientFormat,
@@ -59,21 +60,36 @@ async def append_recipients(request: Request) -> Response:
         )
     campaign = await campaign_or_404(state, campaign_id)
     if campaign.status in FINAL:
-        raise ApiError(
-            409,
-            "campaign_finished",
-            f"the campaign is {campaign.status.value}: it takes no more recipients",
-            {"status": campaign.status.value},
-        )
+        raise _finished(campaign.status.value)
     try:
         added = await state.store.recipients.ingest(campaign_id, _recipients(request, fmt))
     except RecipientLineError as exc:
         raise ApiError(
             422, "invalid_line", str(exc), {"line": exc.line, "problem": exc.problem}
         ) from None
-    log.info("campaign %s: %d recipients appended (%s)", campaign_id, added, fmt.value)
+    except CampaignFinishedError as exc:
+        # It finished while the upload streamed in: nothing of it was recorded.
+        raise _finished(exc.status) from None
+    log.info(
+        "campaign %s: %d recipients appended (%s), %d of them duplicates",
+        campaign_id,
+        added.rows,
+        fmt.value,
+        added.duplicates,
+    )
     total = (await campaign_or_404(state, campaign_id)).total_recipients
-    return json_response(Appended(added=added, total_recipients=total).model_dump())
+    return json_response(
+        Appended(added=added.rows, duplicates=added.duplicates, total_recipients=total).model_dump()
+    )
+
+
+def _finished(status: str) -> ApiError:
+    return ApiError(
+        409,
+        "campaign_finished",
+        f"the campaign is {status}: it takes no more recipients",
+        {"status": status},
+    )
 
 
 async def list_recipients(request: Request) -> Response:
@@ -103,7 +119,7 @@ OPERATIONS = [
         "/campaigns/{campaign_id}/recipients",
         append_recipients,
         "Append recipients in bulk, streamed; all or nothing (a bad line rejects the upload)",
-        ("How many were added", Appended),
+        ("How many were added, and how many of them were duplicates", Appended),
         raw_body={"application/x-ndjson": _LINES, "application/jsonl": _LINES, "text/csv": _CSV},
         errors=[404, 409, 415, 422],
     ),

@@ -224,6 +224,10 @@ class CampaignOut(BaseModel):
     total_delivered: int
     total_read: int
     total_failed: int
+    total_duplicates: int = Field(
+        description="Rows not sent because the campaign names their phone or BSUID earlier "
+        "(counted in total_recipients; listed with status=duplicate)."
+    )
     pending: int
     queued: int
     sending: int
@@ -271,7 +275,11 @@ class RecipientPage(BaseModel):
 
 
 class Appended(BaseModel):
-    added: int
+    added: int = Field(description="Rows recorded by this append, duplicates included.")
+    duplicates: int = Field(
+        description="Of those, rows whose phone or BSUID the campaign already had (or that "
+        "came earlier in this upload): recorded as status duplicate, never sent."
+    )
     total_recipients: int
 
 

@@ -171,7 +171,8 @@ def _summary(
     numbers: list[DemoNumber],
 ) -> None:
     table = Table(title=f"Campaign '{campaign.name}': {campaign.status}")
-    for column in ("recipients", "sent", "delivered", "read", "failed", "send time", "msg/s"):
+    columns = ("recipients", "sent", "delivered", "read", "failed", "duplicates")
+    for column in (*columns, "send time", "msg/s"):
         table.add_column(column, justify="right")
     table.add_row(
         f"{campaign.total_recipients:,}",
@@ -179,6 +180,7 @@ def _summary(
         f"{campaign.total_delivered:,}",
         f"{campaign.total_read:,}",
         f"{campaign.total_failed:,}",
+        f"{campaign.total_duplicates:,}",
         f"{send_s:.1f}s",
         f"{campaign.total_sent / max(send_s, 1e-9):,.0f}",
     )
@@ -220,7 +222,12 @@ def _summary(
         f"/ {audit['tier_violations']} messaging-limit violations; "
         f"{audit['webhook_statuses']:,} statuses delivered by webhook"
     )
-    waiting = campaign.total_recipients - campaign.total_sent - campaign.total_failed
+    waiting = (
+        campaign.total_recipients
+        - campaign.total_sent
+        - campaign.total_failed
+        - campaign.total_duplicates
+    )
     if waiting > 0:
         console.print(f"{waiting:,} recipients wait for their portfolio's 24 h window to move")
 

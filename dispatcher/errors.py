@@ -43,6 +43,15 @@ class InvalidRecipientError(StoreError):
         self.index = index
 
 
+class CampaignFinishedError(StoreError):
+    """The campaign reached a final ``status`` (e.g. it completed while an append streamed
+    in): it takes no more recipients, and nothing of the refused input was recorded."""
+
+    def __init__(self, campaign_id: object, status: str) -> None:
+        super().__init__("campaign", campaign_id, f"is {status}: cannot add recipients")
+        self.status = status
+
+
 class QueueError(DispatcherError):
     """The durable queue refused an operation; ``queue`` names it."""
 

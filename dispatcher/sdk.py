@@ -32,7 +32,7 @@ from dispatcher.engine.config import EngineConfig
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.services import Services
 from dispatcher.store import Store
-from dispatcher.store.models import Campaign, CampaignStatus, Instance, NewRecipient
+from dispatcher.store.models import Campaign, CampaignStatus, Ingested, Instance, NewRecipient
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -163,7 +163,9 @@ class Dispatcher:
 
     def add_recipients(
         self, campaign_id: UUID, recipients: Iterable[NewRecipient | Mapping[str, Any]]
-    ) -> int:
+    ) -> Ingested:
+        """Append recipients, streamed; says how many rows were recorded and how many of them
+        were duplicates (an address the campaign already has: recorded, never sent)."""
         return self._run(
             self._get_store().recipients.ingest(campaign_id, (recipient(r) for r in recipients))
         )
@@ -279,5 +281,6 @@ def _detail(campaign: Campaign, rate: float) -> str:
     return (
         f"sent {campaign.total_sent:,}  delivered {campaign.total_delivered:,}  "
         f"read {campaign.total_read:,}  failed {campaign.total_failed:,}  "
+        f"duplicates {campaign.total_duplicates:,}  "
         f"{rate:,.0f} msg/s  [{campaign.status}]"
     )

@@ -13,8 +13,9 @@ from dispatcher.store.models import Campaign, CampaignStatus
 
 _COLUMNS = (
     "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
-    "total_sent, total_delivered, total_read, total_failed, pending_count, queued_count, "
-    "sending_count, created_at, updated_at, started_at, finished_at, hold_kind, total_suppressed"
+    "total_sent, total_delivered, total_read, total_failed, total_duplicates, pending_count, "
+    "queued_count, sending_count, created_at, updated_at, started_at, finished_at, hold_kind, "
+    "total_suppressed"
 )
 
 S = CampaignStatus
@@ -50,6 +51,7 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         total_delivered=row["total_delivered"],
         total_read=row["total_read"],
         total_failed=row["total_failed"],
+        total_duplicates=row["total_duplicates"],
         pending=row["pending_count"],
         queued=row["queued_count"],
         sending=row["sending_count"],

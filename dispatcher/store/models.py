@@ -16,7 +16,8 @@ class RecipientStatus(StrEnum):
 
     ``pending`` waits to be claimed; ``queued`` is claimed into a batch on a Redis stream;
     ``sending`` is in an instance actor's hands; ``sent`` / ``delivered`` / ``read`` come from
-    Meta; ``failed`` is final.
+    Meta; ``failed`` is final. ``duplicate`` is final from the start: the campaign already has
+    a row for the same address, and only that one is sent.
     """
 
     PENDING = "pending"
@@ -28,6 +29,8 @@ class RecipientStatus(StrEnum):
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     """The user stopped marketing messages for the business: never sent (final)."""
+    DUPLICATE = "duplicate"
+    """The campaign has a row for the same address earlier: never sent (final)."""
 
 
 WEBHOOK_STATUSES = frozenset(
@@ -156,7 +159,9 @@ class Campaign:
 
     ``total_sent`` counts messages Meta accepted (it stays when one later fails);
     ``total_delivered`` counts recipients now delivered or read (read implies delivered);
-    ``pending`` / ``queued`` / ``sending`` are the recipients in those statuses now.
+    ``pending`` / ``queued`` / ``sending`` are the recipients in those statuses now;
+    ``total_duplicates`` counts rows never sent because the campaign names their address
+    earlier (``total_recipients`` counts them too).
     """
 
     id: UUID
@@ -171,6 +176,7 @@ class Campaign:
     total_delivered: int
     total_read: int
     total_failed: int
+    total_duplicates: int
     pending: int
     queued: int
     sending: int
@@ -201,6 +207,20 @@ class NewRecipient:
     phone: str | None = None
     user_id: str | None = None
     variables: dict[str, Any] | list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one ingest recorded: ``rows`` in all, of which ``duplicates`` name an address
+    the campaign already had (or had earlier in the same input) and will not be sent."""
+
+    rows: int
+    duplicates: int
+
+    @property
+    def unique(self) -> int:
+        """The rows that will be sent."""
+        return self.rows - self.duplicates
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 The statuses a recipient moves through, and which method moves it:
 
-- ``ingest`` inserts ``pending`` rows;
+- ``ingest`` inserts ``pending`` rows, and ``duplicate`` ones (final, never sent) for
+  addresses the campaign already has (ingest.py);
 - ``claim_pending``: ``pending`` -> ``queued`` (a batch, under a new ``claim_id``);
 - ``hand_over`` / ``mark_sending``: ``queued`` rows of that claim -> ``sending`` (with the
   instance and its epoch); rows another sender left ``sending`` are marked in doubt;
@@ -14,25 +15,23 @@ Campaign counters follow every move: the database keeps them (see the migration)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from dispatcher.errors import InvalidRecipientError, StoreError
-from dispatcher.meta.messages import BSUID_RE, E164_RE
+from dispatcher.store.ingest import ingest
 from dispatcher.store.models import (
     Claim,
     ClaimedRecipient,
     HandOver,
+    Ingested,
     NewRecipient,
     Recipient,
     RecipientStatus,
 )
-
-_COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
 
 COLUMNS = (
     "id, campaign_id, phone, user_id, variables, status, claim_id, attempts, instance_id, "
@@ -67,33 +66,6 @@ def recipient(row: Mapping[str, Any]) -> Recipient:
     )
 
 
-def check(index: int, new: NewRecipient) -> None:
-    """Raise :class:`InvalidRecipientError` unless exactly one valid address is given."""
-    if (new.phone is None) == (new.user_id is None):
-        raise InvalidRecipientError(index, "give exactly one of phone and user_id")
-    if new.phone is not None and not E164_RE.fullmatch(new.phone):
-        raise InvalidRecipientError(index, f"phone {new.phone!r} is not E.164 (+ and 7-15 digits)")
-    if new.user_id is not None and not BSUID_RE.fullmatch(new.user_id):
-        raise InvalidRecipientError(index, f"user_id {new.user_id!r} is not a BSUID")
-
-
-async def _records(
-    rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient], campaign_id: UUID
-) -> AsyncIterator[tuple[Any, ...]]:
-    """Validated COPY records, one at a time: the input is never held whole in memory."""
-    index = 0
-    if isinstance(rows, AsyncIterable):
-        async for new in rows:
-            check(index, new)
-            yield (campaign_id, new.phone, new.user_id, new.variables)
-            index += 1
-    else:
-        for new in rows:
-            check(index, new)
-            yield (campaign_id, new.phone, new.user_id, new.variables)
-            index += 1
-
-
 class Recipients:
     """Recipient rows; every method is one round trip, whatever the number of rows."""
 
@@ -104,28 +76,10 @@ class Recipients:
         self,
         campaign_id: UUID,
         rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
-    ) -> int:
-        """Append ``pending`` recipients from a (possibly async) stream with one binary COPY
-        that asyncpg feeds as the rows come (it buffers a few hundred KB, never the input).
-
-        All or nothing: one transaction, so an invalid row (:class:`InvalidRecipientError`,
-        with its index) leaves the campaign as it was. ``total_recipients`` and ``pending``
-        grow with the rows. Refused (:class:`StoreError`) for a missing or finished campaign.
-        """
-        async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.fetchval(
-                "SELECT status FROM whatsapp_campaigns WHERE id = $1", campaign_id
-            )
-            if status is None:
-                raise StoreError("campaign", campaign_id, "not found")
-            if status in ("completed", "cancelled", "failed"):
-                raise StoreError("campaign", campaign_id, f"is {status}: cannot add recipients")
-            result = await conn.copy_records_to_table(
-                "whatsapp_campaign_recipients",
-                records=_records(rows, campaign_id),
-                columns=_COPY_COLUMNS,
-            )
-        return int(result.split()[-1])
+    ) -> Ingested:
+        """Append recipients from a (possibly async) stream, one message per address: see
+        :func:`dispatcher.store.ingest.ingest`."""
+        return await ingest(self._pool, campaign_id, rows)
 
     async def claim_pending(
         self, campaign_id: UUID, limit: int, *, lease: tuple[str, int] | None = None

@@ -69,6 +69,7 @@ async def assert_counters_exact(store: Store, campaign_id: uuid.UUID) -> Campaig
                count(*) FILTER (WHERE status IN ('delivered', 'read')) AS total_delivered,
                count(*) FILTER (WHERE status = 'read') AS total_read,
                count(*) FILTER (WHERE status = 'failed') AS total_failed,
+               count(*) FILTER (WHERE status = 'duplicate') AS total_duplicates,
                count(*) FILTER (WHERE status = 'pending') AS pending,
                count(*) FILTER (WHERE status = 'queued') AS queued,
                count(*) FILTER (WHERE status = 'sending') AS sending

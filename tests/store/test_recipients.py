@@ -30,7 +30,7 @@ async def test_100k_recipients_stream_in_without_being_held_in_memory(
 
     tracemalloc.start()
     try:
-        assert await store.recipients.ingest(world.campaign.id, rows()) == n
+        assert (await store.recipients.ingest(world.campaign.id, rows())).rows == n
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
