@@ -32,3 +32,28 @@ def test_stats_errors_are_one_line(
     err = capsys.readouterr().err
     assert "api: http://127.0.0.1:9: ConnectError" in err
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_campaign_shows_the_counters_with_the_duplicates(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    from tests.api.conftest import PREFIX, create_campaign, register
+
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with httpx.AsyncClient(base_url=stack.api.url + PREFIX, headers=headers) as api:
+        instance = await register(api)
+        twice = [{"phone": "+5541900000001"}, {"phone": "+5541900000001"}]
+        created = await create_campaign(
+            api, [instance["id"]], [*twice, {"phone": "+5541900000002"}]
+        )
+    monkeypatch.setenv("DISPATCHER_API_TOKEN", API_TOKEN)
+    assert main(["campaign", created["id"], "--api-url", stack.api.url]) == 0
+    out = capsys.readouterr().out
+    counts = {
+        line.split()[1]: line.split()[3]
+        for line in out.splitlines()
+        if line.startswith("│") and len(line.split()) == 5
+    }
+    assert (counts["recipients"], counts["pending"], counts["duplicates"]) == ("3", "2", "1")
