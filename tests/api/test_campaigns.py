@@ -39,7 +39,7 @@ async def test_a_parent_bsuid_is_a_recipient(
     appended = await store.recipients.ingest(
         uuid.UUID(campaign["id"]), [NewRecipient(user_id="BR.ENT.abc123")]
     )
-    assert appended == 1
+    assert appended.rows == 1
 
 
 async def test_scheduled_at_makes_a_scheduled_campaign(
