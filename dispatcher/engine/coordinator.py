@@ -185,17 +185,25 @@ class CoordinatorCore:
         standby (the lease is another's) does nothing but try to take the lease."""
         if not await self.keep_lease():
             return
+        # Each phase writes; a round that outlives the lease (a slow recover, a pause) stops
+        # at the next phase instead of writing on after a standby took over.
         await self.recovery.check()  # Redis lost its data: rebuild before routing into it
+        if not self._still_active():
+            return
         for campaign in await self._store.campaigns.due():
             await self.start_campaign(campaign.id)
         running = await self._store.campaigns.running()
         await self._resync_gates(only_blocked=True)
         depth = await self._stream_depths(running)
         for instance_id, waiting in depth.items():
+            if not self._still_active():
+                return
             if waiting and not self._fleet.usable(instance_id):
                 await self.drain(instance_id)
                 depth[instance_id] = 0
         for campaign in running:
+            if not self._still_active():
+                return
             await self._route(campaign, depth)
             # The snapshot may be a tick old; the SQL checks the counters as they are now.
             if campaign.pending == 0 and await self._store.campaigns.complete_if_settled(
@@ -205,7 +213,11 @@ class CoordinatorCore:
         if self._clock() - self._last_limits >= self.config.limits_refresh_s:
             await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
+            if not self._still_active():
+                return
             await self.recover(running)
+        if not self._still_active():
+            return
         await self.recovery.sweep()  # before the policy: orphans of lost batches join it
         if self._clock() - self._last_in_doubt >= self.config.in_doubt_check_interval_s:
             await self.resolve_in_doubt()
@@ -227,6 +239,9 @@ class CoordinatorCore:
             self._instances.clear()
             self._portfolios.clear()
         return active
+
+    def _still_active(self) -> bool:
+        return self.lease is None or self.lease.valid()
 
     def _lease(self) -> tuple[str, int] | None:
         return None if self.lease is None else self.lease.fence()

@@ -66,6 +66,12 @@ class LeaseKeeper:
         self.active = active
         return active
 
+    def valid(self) -> bool:
+        """Still within the local bound of the last renewal (no round trip): checked between
+        the phases of a round, so a round that outlives the lease stops writing."""
+        self.active = self.active and self._clock() < self._valid_until
+        return self.active
+
     def fence(self) -> tuple[str, int] | None:
         """What fenced statements check: (holder, epoch)."""
         return None if self.epoch is None else (self.holder, self.epoch)
