@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,7 @@ class CampaignRun:
         audit = await self.control.audit()
         records = await self.control.requests(limit=MAX_REQUEST_RECORDS)
         row = judge(fault, self.addresses, records, audit, completed_s, notes, error)
-        extra = [*refusals_after_marks(records, self.marks)]
+        extra = [*refusals_after_marks(records, [(self.sent_at, "send"), *self.marks])]
         if audit.get("duplicate_examples"):
             extra.append(f"duplicate callback ids e.g. {audit['duplicate_examples'][:3]}")
         extra.append(
@@ -263,12 +264,12 @@ def refusals_after_marks(
     refused = [r for r in records if 400 <= int(r["status"]) < 500]
     if not refused:
         return []
-    near = 0
+    near: Counter[str] = Counter()
     for record in refused:
-        before = [t for t, _ in marks if t <= record["t"]]
-        if before and record["t"] - max(before) <= within_s:
-            near += 1
+        before = [(t, what) for t, what in marks if t <= record["t"]]
+        if before and record["t"] - max(before)[0] <= within_s:
+            near[max(before)[1]] += 1
+    after = ", ".join(f"{n} after {what}" for what, n in near.most_common(5)) or "none"
     return [
-        f"{len(refused)} requests refused with 4xx, {near} of them within {within_s:.0f}s "
-        "after a fault"
+        f"{len(refused)} requests refused with 4xx; within {within_s:.0f}s of an event: {after}"
     ]

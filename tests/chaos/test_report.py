@@ -55,5 +55,5 @@ def test_refusals_are_placed_after_the_fault_they_follow() -> None:
         {"recipient": "c", "status": 200, "t": 10.6},
     ]
     [note] = refusals_after_marks(records, [(10.0, "SIGKILL 7001")])
-    assert note.startswith("2 requests refused with 4xx, 1 of them within 5s")
+    assert note == "2 requests refused with 4xx; within 5s of an event: 1 after SIGKILL 7001"
     assert refusals_after_marks(accepted(*ADDRESSES), [(0.0, "x")]) == []

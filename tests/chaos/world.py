@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -98,7 +99,8 @@ class ServeProcess:
         self.label = label
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.ray_tmp = root / f"ray-{label}"
+        # Short: Ray's Unix sockets live under it, and their paths may not pass 107 bytes.
+        self.ray_tmp = root / f"r-{uuid.uuid4().hex[:6]}"
         self.log_path = root / f"serve-{label}.log"
         self._ray_address = ray_address
         self._env = {
