@@ -226,7 +226,8 @@ class CampaignRun:
         # Statuses of the last sends are still due; the audit of sends is final already.
         audit = await self.control.audit()
         records = await self.control.requests(limit=MAX_REQUEST_RECORDS)
-        row = judge(fault, self.addresses, records, audit, completed_s, notes, error)
+        limits = {n.phone_number_id: n.throughput_mps for n in self.numbers}
+        row = judge(fault, self.addresses, records, audit, completed_s, notes, error, limits)
         extra = [*refusals_after_marks(records, [(self.sent_at, "send"), *self.marks])]
         if audit.get("duplicate_examples"):
             extra.append(f"duplicate callback ids e.g. {audit['duplicate_examples'][:3]}")

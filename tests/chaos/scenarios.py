@@ -39,7 +39,7 @@ class Scenario:
 def _all(short: bool) -> list[Scenario]:
     small = 1_500 if short else 3_000
     return [
-        Scenario("baseline", "none (control)", faults.no_fault, size=small, bound_s=120),
+        Scenario("baseline", "none (control)", faults.no_fault, size=small, bound_s=150),
         Scenario(
             "instance-kill",
             f"SIGKILL instance actors x{3 if short else 10}",
@@ -54,6 +54,9 @@ def _all(short: bool) -> list[Scenario]:
             faults.stop_an_instance_actor,
             size=small,
             bound_s=faults.REPLACE_AFTER_S + 300,
+            # One number: its work cannot move elsewhere, so the replacement and the resumed
+            # process both meet the stopped one's batch.
+            numbers=TWO_NUMBERS[:1],
         ),
         Scenario(
             "serve-kill",
@@ -112,8 +115,9 @@ def _all(short: bool) -> list[Scenario]:
     ]
 
 
-SHORT = ("instance-kill", "postgres-restart", "redis-restart")
-"""The faults that pass on main today; the others fail until the fixes of issue 11 land."""
+SHORT = ("baseline", "redis-restart", "node-removed")
+"""The control and the faults that pass on main today (rate jitter aside, see
+:meth:`Row.passed_but_jitter`); the others fail until the fixes of issue 11 land."""
 
 
 def profile(name: str, only: list[str] | None = None) -> list[Scenario]:

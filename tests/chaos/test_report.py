@@ -57,3 +57,18 @@ def test_refusals_are_placed_after_the_fault_they_follow() -> None:
     [note] = refusals_after_marks(records, [(10.0, "SIGKILL 7001")])
     assert note == "2 requests refused with 4xx; within 5s of an event: 1 after SIGKILL 7001"
     assert refusals_after_marks(accepted(*ADDRESSES), [(0.0, "x")]) == []
+
+
+def test_the_peak_over_a_number_s_limit_is_measured_and_compared_with_the_control() -> None:
+    audit = {**CLEAN, "throughput_violations": 2, "numbers": {"7001": {"max_received_per_s": 81}}}
+    control = judge("none", ADDRESSES, accepted(*ADDRESSES), audit, 3.0, limits={"7001": 80})
+    assert (control.peak_over, control.failures()) == (1, ["rate"])
+    same = judge("f", ADDRESSES, accepted(*ADDRESSES), audit, 3.0, limits={"7001": 80})
+    assert same.passed_but_jitter(control)
+    faster = {**audit, "numbers": {"7001": {"max_received_per_s": 118}}}
+    doubled = judge("f", ADDRESSES, accepted(*ADDRESSES), faster, 3.0, limits={"7001": 80})
+    assert doubled.peak_over == 38
+    assert not doubled.passed_but_jitter(control)
+    lost = judge("f", ADDRESSES, accepted(*ADDRESSES[:2]), audit, 3.0, limits={"7001": 80})
+    assert lost.failures() == ["lost", "rate"]
+    assert not lost.passed_but_jitter(control)
