@@ -249,13 +249,21 @@ class CampaignRun:
     def logs(self) -> list[str]:
         return [str(serve.log_path) for serve in self.serves]
 
-    async def close(self) -> None:
+    def end_processes(self) -> None:
+        """Every process of the scenario, at once and without awaiting anything: this runs
+        even while the run is being cancelled (Ctrl-C), when an await would not return."""
         for serve in self.serves:
             serve.kill()
-        if self.control is not None:
-            await self.control.aclose()
         if self.sandbox is not None:
             self.sandbox.stop()
+        if self.cluster is not None:
+            self.cluster.shutdown()
+            self.cluster = None
+
+    async def close(self) -> None:
+        self.end_processes()
+        if self.control is not None:
+            await self.control.aclose()
 
 
 def refusals_after_marks(

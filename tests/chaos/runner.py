@@ -27,6 +27,13 @@ SETTLE_S = 5.0
 
 async def run_scenario(root: Path, servers: OwnServers, scenario: Scenario) -> Row:
     run = CampaignRun(root, servers, scenario.name, list(scenario.numbers), scenario.size)
+    try:
+        return await _run_scenario(run, scenario)
+    finally:
+        run.end_processes()  # whatever happened, cancellation (Ctrl-C) included
+
+
+async def _run_scenario(run: CampaignRun, scenario: Scenario) -> Row:
     notes: list[str] = []
     error: str | None = None
     completed: float | None = None
@@ -36,7 +43,7 @@ async def run_scenario(root: Path, servers: OwnServers, scenario: Scenario) -> R
         async with bound:
             ray_address = None
             if scenario.cluster:
-                run.cluster = start_cluster(root)
+                run.cluster = start_cluster(run.root)
                 ray_address = run.cluster.address
             second_port = free_port() if scenario.serves > 1 else None
             await run.prepare(ray_address, webhook_port=second_port)
@@ -72,8 +79,6 @@ async def run_scenario(root: Path, servers: OwnServers, scenario: Scenario) -> R
         row = Row(scenario.fault, scenario.size, 0, 0, 0, 0, None, tuple(notes), f"no audit: {exc}")
     finally:
         await run.close()
-        if run.cluster is not None:
-            await asyncio.to_thread(run.cluster.shutdown)
     if not row.passed:
         row = _with_logs(row, run)
     return row
@@ -117,7 +122,7 @@ async def run_profile(
             if on_row is not None:
                 on_row(row, time.monotonic() - began)
     finally:
-        await asyncio.to_thread(servers.stop)
+        servers.stop()  # not in a thread: this must run even when the run is cancelled
         if keep:
             log.warning("chaos run kept in %s", root)
         else:
