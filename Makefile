@@ -9,7 +9,7 @@ SRC := dispatcher actors api
 SYSTEM_REDIS_URL ?= redis://127.0.0.1:6379/15
 SYSTEM_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup test test-system fuzz lint format bench demo clean
+.PHONY: setup test test-system fuzz lint format bench demo chaos chaos-short clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,14 @@ FUZZ_MAX_EXAMPLES ?= 50
 fuzz: setup
 	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest tests/api/test_openapi.py \
 		-k schemathesis -s $(PYTEST_ARGS)
+
+# Faults on real processes during real campaigns (tests/chaos/): the table of what Meta saw.
+# Everything runs on servers of its own under /tmp, traffic to 127.0.0.1 only; ~20 min.
+chaos: setup
+	$(BIN)/python -m tests.chaos --profile full $(CHAOS_ARGS)
+
+chaos-short: setup
+	$(BIN)/python -m tests.chaos --profile short $(CHAOS_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

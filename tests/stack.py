@@ -63,15 +63,20 @@ def sandbox_config(webhook_url: str) -> SandboxConfig:
             PortfolioConfig(business_id="biz-small", messaging_tier=MessagingTier.TIER_250),
             PortfolioConfig(business_id="biz-large", messaging_tier=MessagingTier.TIER_100K),
         ],
-        webhook=WebhookConfig(
-            url=webhook_url,
-            app_secret=APP_SECRET,
-            sent_delay_s=0.0,
-            delivered_delay_s=0.2,
-            read_delay_s=0.4,
-            read_ratio=0.5,
-            flush_interval_s=0.1,
-        ),
+        webhook=webhook_config(webhook_url, APP_SECRET),
+    )
+
+
+def webhook_config(url: str | None, app_secret: str) -> WebhookConfig:
+    """Statuses soon after each send, half of them read: a campaign's webhooks in seconds."""
+    return WebhookConfig(
+        url=url,
+        app_secret=app_secret,
+        sent_delay_s=0.0,
+        delivered_delay_s=0.2,
+        read_delay_s=0.4,
+        read_ratio=0.5,
+        flush_interval_s=0.1,
     )
 
 

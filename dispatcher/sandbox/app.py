@@ -116,7 +116,8 @@ def create_app(simulator: Simulator) -> Starlette:
             request.path_params["node"], request.headers.get("authorization"), body
         )
         if status == 200 and simulator.answer_hangs():
-            await asyncio.sleep(simulator.faults.timeout_s)  # taken; the answer comes too late
+            await asyncio.sleep(simulator.faults.timeout_s)  # taken; the answer is lost
+            return _json(504, {"error": {"message": "Gateway timeout", "code": 2}})
         return _json(status, payload)
 
     async def node(request: Request) -> Response:

@@ -161,7 +161,17 @@ class Simulator:
         return None
 
     def answer_hangs(self) -> bool:
-        """Whether this accepted send's answer is held back (``accept_timeout_ratio``)."""
+        """Whether this accepted send's answer is lost (``accept_timeout_ratio``).
+
+        Models a response lost on the way back: Meta has taken the message (it goes out and
+        its status webhooks follow, `webhooks/components` "statuses"), but the client sees
+        only a timeout, then a gateway error (code 2, "Temporary due to downtime or due to
+        being overloaded", `cloud-api/support/error-codes`). The send endpoint takes no
+        idempotency key, so only the webhook or ``biz_opaque_callback_data`` can tell the
+        client the message went out.
+        https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
+        https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
+        """
         ratio = self.faults.accept_timeout_ratio
         if ratio and self._rng.random() < ratio:
             self.audit.faults_injected["accept_timeout"] += 1

@@ -1,0 +1,1 @@
+"""The chaos suite: faults on real processes during a real campaign (``python -m tests.chaos``)."""
