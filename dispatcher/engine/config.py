@@ -45,12 +45,14 @@ class EngineConfig:
     """What an in-doubt send becomes when no webhook came within the bound (README,
     "In-doubt sends"): resend it (default: by then a webhook would almost surely have said
     Meta took it, and a loss is certain where a duplicate is only possible), or fail it."""
-    in_doubt_min_wait_s: float = 60.0
+    in_doubt_min_wait_s: float = 30.0
     """An in-doubt send waits at least this long for its status webhook..."""
-    in_doubt_webhook_margin_s: float = 60.0
+    in_doubt_webhook_margin_s: float = 20.0
     """...and until statuses of events this much later than it have been applied..."""
-    in_doubt_max_wait_s: float = 900.0
-    """...or at most this long, when no webhook traffic shows progress."""
+    in_doubt_max_wait_s: float = 300.0
+    """...or at most this long, when no webhook traffic shows progress. Meta sends a
+    message's ``sent`` status within seconds of taking it, so these bounds are minutes, not
+    hours: a sender killed at a campaign's tail leaves its last batch waiting this long."""
     in_doubt_check_interval_s: float = 5.0
     gate_margin_s: float = 3600.0
     """A routed message may go out this long after its slot is reserved; the 24 h

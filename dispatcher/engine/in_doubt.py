@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class InDoubtBound:
-    min_wait_s: float = 60.0
-    webhook_margin_s: float = 60.0
-    max_wait_s: float = 900.0
+    min_wait_s: float = 30.0
+    webhook_margin_s: float = 20.0
+    max_wait_s: float = 300.0
 
     def due_before(self, now_s: float, webhook_watermark_s: float | None) -> float:
         """Wall time (seconds since the epoch): sends in doubt since before it are due.
