@@ -23,9 +23,9 @@ from uuid import UUID
 
 from dispatcher.engine.batch import Batch, template_from_json
 from dispatcher.engine.config import EngineConfig
-from dispatcher.engine.dead_letters import retry_dead_letters
+from dispatcher.engine.dead_letters import give_back_reclaimed, retry_dead_letters
 from dispatcher.engine.lease import LeaseKeeper
-from dispatcher.engine.recovery import QueueRecovery
+from dispatcher.engine.recovery import QueueRecovery, orphans_in_doubt
 from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
@@ -274,22 +274,34 @@ class CoordinatorCore:
         return resolved
 
     async def recover(self, running: list[Campaign] | None = None) -> dict[str, int]:
-        """Reclaim batches of dead consumers; give back recipients whose batch vanished."""
+        """Reclaim batches of dead consumers; give back recipients whose batch vanished.
+
+        Batches the reclaim dead-letters are given back at once (unstarted rows to pending,
+        ``sending`` rows nobody holds in doubt). Stale ``queued`` rows go back to pending;
+        stale ``sending`` ones may have reached Meta: they are marked in doubt, never resent
+        blindly."""
         self._last_recover = self._clock()
         reclaimed = await self._queue.recover_stuck(
             min_idle_ms=int(self.config.visibility_timeout_s * 1000)
         )
+        dead = await give_back_reclaimed(self._store, self._queue, self.config, reclaimed.dead)
         stale = 0
-        for campaign in running or await self._store.campaigns.running():
-            stale += await self._store.recipients.requeue_stale(
-                campaign.id, timedelta(seconds=self.config.stale_after_s)
-            )
+        older = timedelta(seconds=self.config.stale_after_s)
+        campaigns = running or await self._store.campaigns.running()
+        for campaign in campaigns:
+            stale += await self._store.recipients.requeue_stale(campaign.id, older)
+        stale_in_doubt = await orphans_in_doubt(
+            self._store, self.config, None, idle=older, campaign_ids=[c.id for c in campaigns]
+        )
         await self._refresh_limits()
         await self._resync_gates()
         return {
             "requeued_batches": len(reclaimed.requeued),
             "dead": len(reclaimed.dead),
+            "dead_requeued": dead["requeued"],
+            "dead_in_doubt": dead["in_doubt"],
             "stale": stale,
+            "stale_in_doubt": stale_in_doubt,
         }
 
     async def drain(self, instance_id: UUID) -> int:

@@ -8,7 +8,7 @@ the status it should have, and the dead letter is deleted once Postgres has its 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +38,29 @@ async def retry_dead_letters(
             await _retry_page(store, queue, config, instance, page, revived, counts)
     reopened = await store.campaigns.reopen(sorted(revived)) if revived else 0
     return {**counts, "campaigns_reopened": reopened}
+
+
+async def give_back_reclaimed(
+    store: Store, queue: WorkQueue, config: EngineConfig, job_ids: Collection[str]
+) -> dict[str, int]:
+    """Batches a reclaim just dead-lettered (held by dead consumers too many times, e.g. an
+    actor restarted again and again) handled at once, as :func:`retry_dead_letters` would:
+    rows nobody started go back to pending, ``sending`` rows nobody holds are marked in doubt
+    (the in-doubt policy settles them), and the dead letters are deleted. Left in the
+    dead-letter stream, their rows would hold the campaign until an operator came."""
+    wanted = set(job_ids)
+    revived: set[UUID] = set()
+    counts = {"retried": 0, "revived": 0, "requeued": 0, "in_doubt": 0}
+    if not wanted:
+        return counts
+    for instance in await queue.instances():
+        async for page in queue.dead_letter_pages(instance):
+            ours = [d for d in page if d.job_id in wanted]
+            if ours:
+                await _retry_page(store, queue, config, instance, ours, revived, counts)
+    if revived:
+        await store.campaigns.reopen(sorted(revived))
+    return counts
 
 
 async def _dead_letters_to_retry(

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from dispatcher.engine.config import EngineConfig
 from dispatcher.queue.streams import WorkQueue
@@ -32,14 +33,21 @@ def orphaned_after_s(config: EngineConfig) -> float:
 
 
 async def orphans_in_doubt(
-    store: Store, config: EngineConfig, before: datetime | None, ids: list[int] | None = None
+    store: Store,
+    config: EngineConfig,
+    before: datetime | None,
+    ids: list[int] | None = None,
+    *,
+    idle: timedelta | None = None,
+    campaign_ids: list[UUID] | None = None,
 ) -> int:
-    """Mark in doubt the ``sending`` rows (sent for before ``before``; among ``ids``) that no
-    live holder touches: the in-doubt policy settles them (a webhook, else resend or fail,
-    after a bound tied to webhook progress). How many."""
-    idle = timedelta(seconds=orphaned_after_s(config))
-    orphans = await store.recovery.orphaned_sending(before, idle, ids)
-    marked = await store.recovery.mark_in_doubt(orphans)
+    """Mark in doubt the ``sending`` rows (sent for before ``before``; among ``ids``; of
+    ``campaign_ids``) that no live holder touched for ``idle`` (default
+    :func:`orphaned_after_s`): the in-doubt policy settles them (a webhook, else resend or
+    fail, after a bound tied to webhook progress). How many."""
+    idle = idle if idle is not None else timedelta(seconds=orphaned_after_s(config))
+    orphans = await store.recovery.orphaned_sending(before, idle, ids, campaign_ids)
+    marked = await store.recovery.mark_in_doubt(orphans, idle)
     if marked:
         log.warning("%d sends of lost batches, held by nobody, are in doubt", marked)
     return marked

@@ -49,8 +49,9 @@ SET status = CASE one.outcome
         WHEN 'in_doubt' THEN r.status
         ELSE 'pending' END,
     claim_id = CASE WHEN one.outcome = 'requeue' THEN NULL ELSE r.claim_id END,
+    -- Only a row still 'sending' can be in doubt: every other outcome moves it on, so the
+    -- in-doubt index holds the rows in doubt now, not every row that ever was.
     in_doubt_at = CASE WHEN one.outcome = 'in_doubt' THEN least(r.in_doubt_at, one.at)
-                       WHEN one.outcome = 'sent' THEN r.in_doubt_at
                        ELSE NULL END,
     instance_id = coalesce(one.instance_id, r.instance_id),
     attempts = greatest(r.attempts, one.attempts),
@@ -109,6 +110,9 @@ WITH given AS (
 )
 UPDATE whatsapp_campaign_recipients r
 SET status = greatest(r.status, f.status),
+    -- A row that leaves 'sending' is settled: no longer in doubt.
+    in_doubt_at = CASE WHEN greatest(r.status, f.status) = 'sending' THEN r.in_doubt_at
+                       ELSE NULL END,
     wamid = coalesce(r.wamid, f.wamid),
     sent_at = least(r.sent_at, f.accepted_at),
     delivered_at = least(r.delivered_at, f.delivered_at),

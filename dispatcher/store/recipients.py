@@ -7,7 +7,9 @@ The statuses a recipient moves through, and which method moves it:
 - ``claim_pending``: ``pending`` -> ``queued`` (a batch, under a new ``claim_id``);
 - ``hand_over`` / ``mark_sending``: ``queued`` rows of that claim -> ``sending`` (with the
   instance and its epoch); rows another sender left ``sending`` are marked in doubt;
-- ``requeue`` / ``requeue_stale``: ``queued``/``sending`` -> ``pending`` (claim dropped);
+- ``requeue``: ``queued``/``sending`` -> ``pending`` (claim dropped); ``requeue_stale``:
+  ``queued`` -> ``pending`` (stale ``sending`` rows may have reached Meta: they are marked
+  in doubt instead, ``Recovery.mark_in_doubt``);
 - ``Outcomes.apply_results`` and ``Outcomes.apply_statuses`` (outcomes.py): the rest.
 
 Campaign counters follow every move: the database keeps them (see the migration).
@@ -253,8 +255,10 @@ class Recipients:
 
     async def in_flight_for_portfolio(self, business_id: str) -> list[tuple[str, float]]:
         """``(recipient, seconds since it was routed)`` for messages routed but not yet sent
-        in running or paused campaigns that use any number of the portfolio: they hold a slot
-        of its 24 h window that the sent-contacts table does not show yet."""
+        in campaigns that use any number of the portfolio, whatever the campaign's status
+        (a held or cancelled campaign's ``sending`` rows may still reach Meta, or be resent
+        once in doubt): they hold a slot of its 24 h window that the sent-contacts table does
+        not show yet."""
         rows = await self._pool.fetch(
             """
             SELECT coalesce(r.phone, r.user_id) AS recipient,
@@ -263,7 +267,7 @@ class Recipients:
             FROM whatsapp_campaigns c
             JOIN whatsapp_campaign_recipients r
               ON r.campaign_id = c.id AND r.status IN ('queued', 'sending')
-            WHERE c.status IN ('running', 'paused')
+            WHERE (c.queued_count > 0 OR c.sending_count > 0)
               AND c.instance_ids && ARRAY(
                   SELECT id FROM whatsapp_instances WHERE business_id = $1)
             """,
@@ -284,16 +288,18 @@ class Recipients:
         return int(result.split()[-1])
 
     async def requeue_stale(self, campaign_id: UUID, older_than: timedelta) -> int:
-        """Requeue a campaign's ``queued``/``sending`` rows untouched for ``older_than``.
+        """Requeue a campaign's ``queued`` rows untouched for ``older_than``.
 
         The safety net for batches that vanished from Redis (a cleared queue): no recipient
-        stays in flight forever. Returns how many moved back to ``pending``.
+        stays queued forever. Returns how many moved back to ``pending``. Stale ``sending``
+        rows are not touched: they may have reached Meta, so they go through the in-doubt path
+        (``engine/recovery.py`` ``orphans_in_doubt``), never straight back to pending.
         """
         result = await self._pool.execute(
             """
             WITH locked AS (
                 SELECT id FROM whatsapp_campaign_recipients
-                WHERE campaign_id = $1 AND status IN ('queued', 'sending')
+                WHERE campaign_id = $1 AND status = 'queued'
                   AND updated_at < now() - $2::interval AND in_doubt_at IS NULL
                 ORDER BY id FOR UPDATE SKIP LOCKED
             )

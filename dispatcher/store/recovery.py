@@ -147,10 +147,12 @@ class Recovery:
         before: datetime | None,
         idle: timedelta,
         recipient_ids: Sequence[int] | None = None,
+        campaign_ids: Sequence[UUID] | None = None,
     ) -> list[int]:
-        """``sending`` rows (marked before ``before``, if given; among ``recipient_ids``, if
-        given) that nobody touched for ``idle``: their batch is gone and no live actor holds
-        them (a holder keeps its rows alive)."""
+        """``sending`` rows (marked before ``before``, if given; among ``recipient_ids`` and
+        of ``campaign_ids``, if given) that nobody touched for ``idle``: their batch is gone
+        and no live actor holds them (a holder keeps its rows alive). Candidates only:
+        :meth:`mark_in_doubt` checks again as it writes."""
         rows = await self._pool.fetch(
             """
             SELECT id FROM whatsapp_campaign_recipients
@@ -159,26 +161,34 @@ class Recovery:
               AND status = 'sending' AND ($1::timestamptz IS NULL OR sending_at < $1)
               AND updated_at < now() - $2::interval AND in_doubt_at IS NULL
               AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[]))
+              AND ($4::uuid[] IS NULL OR campaign_id = ANY($4::uuid[]))
             ORDER BY id
             """,
             before,
             idle,
             None if recipient_ids is None else list(recipient_ids),
+            None if campaign_ids is None else list(campaign_ids),
         )
         return [row["id"] for row in rows]
 
-    async def mark_in_doubt(self, recipient_ids: Sequence[int]) -> int:
+    async def mark_in_doubt(self, recipient_ids: Sequence[int], idle: timedelta) -> int:
         """``sending`` rows whose batch is gone and that nobody holds: they may have reached
         Meta. Marked in doubt (from now), for their webhook or the in-doubt policy to settle;
-        how many."""
+        how many.
+
+        "Nobody holds it" (untouched for ``idle``) is checked in this statement, not only
+        when the candidates were read: a holder that touched its row meanwhile (its touch had
+        failed once; it waits on a pair or a paused number) keeps it and sends it once."""
         if not recipient_ids:
             return 0
         result = await self._pool.execute(
             """
             UPDATE whatsapp_campaign_recipients
-            SET in_doubt_at = coalesce(in_doubt_at, now()), updated_at = now()
-            WHERE id = ANY($1::bigint[]) AND status = 'sending'
+            SET in_doubt_at = now(), updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND status = 'sending' AND in_doubt_at IS NULL
+              AND updated_at < now() - $2::interval
             """,
             list(recipient_ids),
+            idle,
         )
         return int(result.split()[-1])

@@ -183,3 +183,106 @@ async def test_one_coordinator_holds_the_lease_and_fences_the_other(
     assert await store.leases.release("coordinator-b")
     assert await store.leases.acquire("coordinator-a", 1.0) == second + 1
     await store.pool.execute("DELETE FROM whatsapp_coordinator_lease")
+
+
+# -- in doubt now: marked only when nobody holds the row, cleared when it leaves 'sending' --
+
+
+async def _age(store: Store, ids: list[int], by: str = "1 hour") -> None:
+    await store.pool.execute(
+        "UPDATE whatsapp_campaign_recipients "
+        f"SET updated_at = now() - interval '{by}' WHERE id = ANY($1::bigint[])",
+        ids,
+    )
+
+
+async def _in_doubt_at(store: Store, ids: list[int]) -> list[datetime | None]:
+    rows = await store.pool.fetch(
+        "SELECT id, in_doubt_at FROM whatsapp_campaign_recipients "
+        "WHERE id = ANY($1::bigint[]) ORDER BY id",
+        ids,
+    )
+    return [row["in_doubt_at"] for row in rows]
+
+
+async def test_orphan_marking_rechecks_that_nobody_touched_the_row(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(3)
+    epoch = await store.epochs.start(world.instance.id)
+    claim = await store.recipients.claim_pending(world.campaign.id, 3)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, epoch)
+    await _age(store, ids)
+    idle = timedelta(minutes=10)
+    assert await store.recovery.orphaned_sending(None, idle, ids) == ids
+    # Between the read and the write, the holder's touch came through for the first row
+    # (it had failed once: the row looked idle): the holder keeps it.
+    assert await store.recipients.keep_alive(ids[:1]) == 1
+    assert await store.recovery.mark_in_doubt(ids, idle) == 2
+    marked = await _in_doubt_at(store, ids)
+    assert marked[0] is None and marked[1] is not None and marked[2] is not None
+    # Rows already in doubt keep the time they were marked.
+    await _age(store, ids)
+    assert await store.recovery.mark_in_doubt(ids[1:], idle) == 0
+    assert await _in_doubt_at(store, ids[1:]) == marked[1:]
+
+
+async def test_a_row_leaving_sending_is_no_longer_in_doubt(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(4)
+    epoch = await store.epochs.start(world.instance.id)
+    claim = await store.recipients.claim_pending(world.campaign.id, 4)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    await store.recipients.hand_over(claim.claim_id, ids, world.instance.id, epoch)
+    await store.outcomes.apply_results(
+        [_result(world, i, SendOutcome.IN_DOUBT) for i in ids],
+        instance_id=world.instance.id,
+        epoch=epoch,
+    )
+    assert None not in await _in_doubt_at(store, ids)
+    before = await store.in_doubt.count()
+    # A late send result (Meta's answer came after all), webhooks of every kind.
+    await store.outcomes.apply_results(
+        [_result(world, ids[0], SendOutcome.SENT)], instance_id=world.instance.id, epoch=epoch
+    )
+    now = datetime.now(UTC)
+    await store.outcomes.apply_statuses(
+        [
+            StatusUpdate(R.SENT, now, "wamid.now1", recipient_id=ids[1]),
+            StatusUpdate(R.DELIVERED, now, "wamid.now2", recipient_id=ids[2]),
+            StatusUpdate(R.FAILED, now, "wamid.now3", recipient_id=ids[3], error_code=131026),
+        ]
+    )
+    assert await _statuses(store, ids) == [R.SENT, R.SENT, R.DELIVERED, R.FAILED]
+    assert await _in_doubt_at(store, ids) == [None] * 4
+    assert await store.in_doubt.count() == before - 4
+    await assert_counters_exact(store, world.campaign.id)
+
+
+async def test_the_in_doubt_sweep_and_count_use_an_index_of_rows_in_doubt_now(
+    store: Store,
+) -> None:
+    definition = await store.pool.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'whatsapp_recipients_in_doubt_now'"
+    )
+    assert definition is not None
+    assert "status = 'sending'" in definition and "in_doubt_at IS NOT NULL" in definition
+    # The index of every row ever in doubt is gone.
+    assert not await store.pool.fetchval(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'whatsapp_recipients_in_doubt'"
+    )
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        for query in (
+            # InDoubtRows.count and the rows InDoubtRows.resolve locks.
+            "SELECT count(*) FROM whatsapp_campaign_recipients "
+            "WHERE in_doubt_at IS NOT NULL AND status = 'sending'",
+            "SELECT id FROM whatsapp_campaign_recipients "
+            "WHERE in_doubt_at IS NOT NULL AND in_doubt_at < now() AND status = 'sending'",
+        ):
+            plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + query))
+            assert "whatsapp_recipients_in_doubt_now" in plan, plan

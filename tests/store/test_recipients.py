@@ -155,6 +155,38 @@ async def test_rows_kept_alive_by_their_holder_are_not_stale(
     assert (campaign.pending, campaign.queued) == (1, 3)
 
 
+async def test_requeue_stale_leaves_sending_rows_to_the_in_doubt_path(
+    store: Store, make_world: MakeWorld
+) -> None:
+    world = await make_world(4)
+    claim = await store.recipients.claim_pending(world.campaign.id, 4)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    # Two were handed to a sender (they may have reached Meta); two were never started.
+    assert await store.recipients.mark_sending(claim.claim_id, ids[:2], world.instance.id)
+    assert await store.recipients.requeue_stale(world.campaign.id, timedelta(0)) == 2
+    statuses = await store.recipients.statuses(ids)
+    assert [statuses[i] for i in ids] == [R.SENDING, R.SENDING, R.PENDING, R.PENDING]
+    await assert_counters_exact(store, world.campaign.id)
+
+
+@pytest.mark.parametrize("status", [CampaignStatus.HELD, CampaignStatus.CANCELLED])
+async def test_in_flight_rows_hold_portfolio_slots_whatever_the_campaign_status(
+    store: Store, make_world: MakeWorld, status: CampaignStatus
+) -> None:
+    world = await make_world(3)
+    claim = await store.recipients.claim_pending(world.campaign.id, 3)
+    assert claim is not None
+    ids = [r.id for r in claim.recipients]
+    assert await store.recipients.mark_sending(claim.claim_id, ids[:2], world.instance.id)
+    # Held or cancelled: its sending rows may still reach Meta (or be resent once in doubt).
+    await store.pool.execute(
+        "UPDATE whatsapp_campaigns SET status = $2 WHERE id = $1", world.campaign.id, status.value
+    )
+    in_flight = await store.recipients.in_flight_for_portfolio(world.instance.business_id)
+    assert len(in_flight) == 3
+
+
 async def test_listing_is_paginated_by_status(store: Store, make_world: MakeWorld) -> None:
     world = await make_world(7)
     await store.recipients.claim_pending(world.campaign.id, 3)
