@@ -220,6 +220,71 @@ async def test_retry_dlq_of_a_batch_still_held_by_a_live_consumer_sends_nothing_
     )
 
 
+async def test_a_batch_dead_lettered_by_restarts_is_given_back_at_once(
+    own_store: Store, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    world = world_over(own_store, redis_client, redis_prefix, visibility_timeout_s=0)
+    number = await world.number()
+    campaign = await world.campaign([number], 20)
+    assert await world.core.start_campaign(campaign.id)
+    await world.core.tick()
+    [job] = await world.take(number, consumer="x0")
+    batch = Batch.from_json(job.batch)
+    ids = [i.recipient_id for i in batch.items]
+    # An actor started half the batch (Meta may have those), then was SIGKILLed again and
+    # again: each incarnation took the batch over, until the reclaim dead-lettered it.
+    started = await world.store.recipients.mark_sending(batch.claim_id, ids[:10], number.id)
+    for incarnation in range(1, 5):
+        assert len((await world.queue.stream(number.id).reclaim(0)).requeued) == 1
+        assert len(await world.take(number, consumer=f"x{incarnation}")) == 1
+    await world.store.pool.execute(  # nobody touched the started rows since
+        "UPDATE whatsapp_campaign_recipients SET updated_at = now() - interval '1 hour' "
+        "WHERE id = ANY($1::bigint[])",
+        started,
+    )
+    result = await world.core.recover()
+    assert (result["dead"], result["dead_requeued"], result["dead_in_doubt"]) == (1, 10, 10)
+    # Not stranded: the unstarted half is routed again at once; the started half is in doubt
+    # (its webhook or the in-doubt policy settles it), never resent blindly.
+    await world.core.tick()
+    rerouted = [i for job in await world.take(number, "y") for i in await world.start(number, job)]
+    assert sorted(rerouted) == ids[10:]
+    in_doubt = await world.store.pool.fetch(
+        "SELECT id FROM whatsapp_campaign_recipients "
+        "WHERE id = ANY($1::bigint[]) AND status = 'sending' AND in_doubt_at IS NOT NULL",
+        ids,
+    )
+    assert sorted(row["id"] for row in in_doubt) == started
+    assert await world.queue.dead_letters(number.id) == []
+
+
+async def test_stale_sending_rows_go_in_doubt_not_back_to_pending(world: World) -> None:
+    number = await world.number()
+    campaign = await world.campaign([number], 6)
+    assert await world.core.start_campaign(campaign.id)
+    await world.core.tick()
+    [job] = await world.take(number)
+    batch = Batch.from_json(job.batch)
+    ids = [i.recipient_id for i in batch.items]
+    started = await world.store.recipients.mark_sending(batch.claim_id, ids[:3], number.id)
+    # Its batch vanished (a cleared stream) and nobody touched its rows for longer than
+    # stale_after_s.
+    await world.queue.ack(number.id, job.job_id)
+    await world.store.pool.execute(
+        "UPDATE whatsapp_campaign_recipients SET updated_at = now() - $2::interval "
+        "WHERE id = ANY($1::bigint[])",
+        ids,
+        timedelta(seconds=world.config.stale_after_s + 60),
+    )
+    result = await world.core.recover()
+    assert (result["stale"], result["stale_in_doubt"]) == (3, 3)
+    assert await statuses(world, campaign.id) == {
+        RecipientStatus.PENDING: 3,
+        RecipientStatus.SENDING: 3,
+    }
+    assert await world.store.in_doubt.count() >= len(started)
+
+
 async def _dead_letter_everyone(
     world: World, client: aioredis.Redis, n: int
 ) -> tuple[Campaign, list[int]]:
