@@ -43,6 +43,8 @@ from dispatcher.store.models import CampaignStatus, InstanceStatus, SendOutcome,
 log = logging.getLogger(__name__)
 
 MIN_BACKLOG = 10
+START_RECLAIM_MAX_DELIVERIES = 1_000_000
+"""At start-up a worker re-appends its stream's held batches, whatever their deliveries."""
 
 
 @dataclass(slots=True)
@@ -181,7 +183,13 @@ class InstanceWorker:
         self._confirmed_at = self._clock()
         log.info("instance %s: epoch %d", self.phone_number_id, self.epoch)
         self._tag = await self._store.secrets.callback_tag()
-        await self._queue.recover_stuck(self.instance_id, min_idle_ms=0)  # a dead predecessor's
+        self.pacer.assume_window_used()
+        # A dead predecessor's batches come back to this stream. Never dead-lettered here: each
+        # restart counts a delivery, and a batch dead-lettered at start would strand its rows
+        # until the stale-row sweep; hand_over fences whatever the predecessor had in hand.
+        await self._queue.recover_stuck(
+            self.instance_id, min_idle_ms=0, max_deliveries=START_RECLAIM_MAX_DELIVERIES
+        )
         sender = asyncio.create_task(self.pipeline.run(), name=f"send-{self.phone_number_id}")
         loops = [
             asyncio.create_task(self._read_loop()),

@@ -110,6 +110,11 @@ class Pacer:
         # The token is taken: the caller must now admit (or the token is simply spent).
         return Wait.NONE, 0.0
 
+    def assume_window_used(self) -> None:
+        """A predecessor (the process this one replaced) may have sent up to the limit in the
+        last second, and Meta counts per number, not per process: wait one window first."""
+        self.window.fill()
+
     def admit(self, address: str) -> bool:
         """Record a send to ``address`` going out now (after ``next_wait`` said NONE).
 

@@ -51,6 +51,13 @@ class SlidingWindowLimiter:
         # The send that must leave the window before one more fits.
         return max(self._sent[excess] + self._window - now, 1e-9)
 
+    def fill(self) -> None:
+        """Count the window as used up now: no send fits until it has moved on. For a new
+        sender whose predecessor on the same number may have sent a moment ago."""
+        now = self._clock()
+        self._expire(now)
+        self._sent.extend([now] * max(0, self._limit - len(self._sent)))
+
     def record(self) -> None:
         """A send went out now."""
         self._sent.append(self._clock())

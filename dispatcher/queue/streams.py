@@ -161,7 +161,11 @@ class WorkQueue:
         return await self.stream(instance_id).dead_letter(job_id, orjson.dumps(batch), reason)
 
     async def recover_stuck(
-        self, instance_id: InstanceKey | None = None, *, min_idle_ms: int = 60_000
+        self,
+        instance_id: InstanceKey | None = None,
+        *,
+        min_idle_ms: int = 60_000,
+        max_deliveries: int | None = None,
     ) -> Reclaimed:
         """Batches held longer than ``min_idle_ms`` by a consumer that stopped answering are
         appended again for any consumer (new job ids), or dead-lettered once reclaimed
@@ -171,7 +175,7 @@ class WorkQueue:
         dead: list[str] = []
         for target in targets:
             reclaimed = await self.stream(target).reclaim(
-                min_idle_ms, max_deliveries=self._max_deliveries
+                min_idle_ms, max_deliveries=max_deliveries or self._max_deliveries
             )
             requeued.update(reclaimed.requeued)
             dead.extend(reclaimed.dead)

@@ -80,3 +80,15 @@ def test_an_open_breaker_holds_everything():
     wait, seconds = pacer.next_wait("+5511999990004")
     assert wait is Wait.BREAKER
     assert seconds > 0
+
+
+def test_a_replacing_sender_waits_one_window_for_its_predecessors_sends() -> None:
+    # The process it replaced may have sent the limit in the second before: Meta counts them.
+    clock = FakeClock(0.0)
+    pacer = Pacer(80, clock=clock)
+    pacer.assume_window_used()
+    wait, delay = pacer.next_wait("+5511900000001")
+    assert wait is Wait.RATE
+    assert 1.0 <= delay <= 1.0 + pacer.config.jitter_margin_s + 1e-9
+    clock.advance(delay)
+    assert pacer.next_wait("+5511900000001")[0] is Wait.NONE

@@ -142,3 +142,18 @@ async def test_keys_stay_under_the_prefix(redis_client: aioredis.Redis, redis_pr
         f"{redis_prefix}campaigns:a".encode(),
         f"{redis_prefix}campaigns:instances".encode(),
     ]
+
+
+async def test_a_start_up_reclaim_may_re_append_past_the_dead_letter_count(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """A worker restarted many times takes its stream's held batch back every time (each
+    restart counts a delivery); the periodic recovery keeps the dead-letter cap."""
+    queue = WorkQueue(redis_client, prefix=redis_prefix, max_deliveries=2)
+    await queue.enqueue("a", {"n": 1})
+    for _ in range(4):
+        await queue.read("a", "died", count=1)
+        reclaimed = await queue.recover_stuck("a", min_idle_ms=0, max_deliveries=1_000)
+        assert len(reclaimed.requeued) == 1 and not reclaimed.dead
+    await queue.read("a", "died", count=1)
+    assert (await queue.recover_stuck("a", min_idle_ms=0)).dead
