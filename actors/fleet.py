@@ -42,10 +42,12 @@ class RayFleet:
         self._instances: dict[UUID, Instance] = {}
         self._silent: dict[UUID, int] = {}
         self._next_node: str | None = None
+        self._halted: set[UUID] = set()
+        """Stopped by :meth:`halt`: no actor until :meth:`restart`."""
 
     async def ensure(self, instance: Instance) -> None:
         self._instances[instance.id] = instance
-        if instance.id in self._handles:
+        if instance.id in self._handles or instance.id in self._halted:
             return
         name = actor_name(instance.phone_number_id)
         handle: Handle = RemoteInstanceActor.options(
@@ -79,6 +81,8 @@ class RayFleet:
         return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
     def usable(self, instance_id: UUID) -> bool:
+        if instance_id in self._halted:
+            return False
         if self._silent.get(instance_id, 0) >= UNUSABLE_AFTER_POLLS:
             return False
         stats = self.stats.get(instance_id)
@@ -119,8 +123,30 @@ class RayFleet:
             return False
         return result
 
+    async def halt(self, instance: Instance) -> None:
+        """Stop the actor (in-flight sends finish and are written); it stays stopped and
+        unusable, and :meth:`ensure` does not bring it back, until :meth:`restart`."""
+        self._instances[instance.id] = instance
+        self._halted.add(instance.id)
+        handle = self._handles.pop(instance.id, None)
+        if handle is None:
+            with contextlib.suppress(ValueError):
+                handle = ray.get_actor(
+                    actor_name(instance.phone_number_id), namespace=self._deployment.namespace
+                )
+        self._silent.pop(instance.id, None)
+        self.stats[instance.id] = {
+            "instance_id": str(instance.id),
+            "state": "error",
+            "error": instance.status_reason or "stopped",
+        }
+        if handle is not None:
+            await self._stop(handle)
+            await self._name_released(actor_name(instance.phone_number_id))
+
     async def restart(self, instance: Instance) -> None:
-        """Replace the actor (new token, or back from an error)."""
+        """Replace the actor (new token, or back from an error or a halt)."""
+        self._halted.discard(instance.id)
         handle = self._handles.pop(instance.id, None)
         self.stats.pop(instance.id, None)
         self._placed.pop(instance.id, None)

@@ -22,7 +22,7 @@ from ray.util.metrics import Counter, Gauge
 
 from dispatcher.deployment import Deployment
 from dispatcher.engine.instance import InstanceWorker
-from dispatcher.engine.number_facts import read_number_facts
+from dispatcher.engine.number_facts import keep_reading, read_number_facts
 from dispatcher.meta.client import MetaClient
 from dispatcher.meta.error_codes import Throttle
 from dispatcher.meta.transport import PoolConfig
@@ -54,6 +54,7 @@ class InstanceActor:
         self._started = time.monotonic()
         self._reported: dict[str, float] = {}
         self._metrics_ready = False
+        self._reread: asyncio.Task[None] | None = None
         self._main = asyncio.get_event_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -128,7 +129,18 @@ class InstanceActor:
         assert self._client is not None
         assert self._store is not None
         facts = await read_number_facts(self._client, self._store, instance, token)
+        if facts.outage and (self._reread is None or self._reread.done()):
+            # Sending goes on at the throughput on record; the read is retried aside.
+            self._reread = asyncio.create_task(self._read_later(instance, token))
         return float(facts.throughput_mps or 80)
+
+    async def _read_later(self, instance: Instance, token: str) -> None:
+        """Read the number's facts once the Graph API is back (after a start-up outage)."""
+        assert self._client is not None
+        assert self._store is not None
+        facts = await keep_reading(self._client, self._store, instance, token)
+        if self._worker is not None and facts.throughput_mps:
+            self._worker.pacer.set_limit(float(facts.throughput_mps))
 
     # -- remote methods -----------------------------------------------------------------
 
@@ -191,6 +203,9 @@ class InstanceActor:
         return "pong"
 
     async def _close(self) -> None:
+        if self._reread is not None:
+            self._reread.cancel()
+            self._reread = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -153,6 +153,7 @@ _CAMPAIGN_COUNTERS = (
     ("read", "total_read"),
     ("failed", "total_failed"),
     ("duplicates", "total_duplicates"),
+    ("suppressed", "total_suppressed"),
 )
 
 
@@ -169,6 +170,11 @@ def _campaign(args: argparse.Namespace) -> int:
         console.print(
             "duplicates: rows naming a phone or BSUID the campaign has earlier; kept, never "
             "sent (listed by GET /campaigns/{id}/recipients?status=duplicate)"
+        )
+    if shown.get("total_suppressed"):
+        console.print(
+            "suppressed: recipients who stopped the business's marketing messages; settled, "
+            "never sent (listed by GET /campaigns/{id}/recipients?status=suppressed)"
         )
     return 0
 

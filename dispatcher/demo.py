@@ -171,7 +171,7 @@ def _summary(
     numbers: list[DemoNumber],
 ) -> None:
     table = Table(title=f"Campaign '{campaign.name}': {campaign.status}")
-    columns = ("recipients", "sent", "delivered", "read", "failed", "duplicates")
+    columns = ("recipients", "sent", "delivered", "read", "failed", "duplicates", "suppressed")
     for column in (*columns, "send time", "msg/s"):
         table.add_column(column, justify="right")
     table.add_row(
@@ -181,6 +181,7 @@ def _summary(
         f"{campaign.total_read:,}",
         f"{campaign.total_failed:,}",
         f"{campaign.total_duplicates:,}",
+        f"{campaign.total_suppressed:,}",
         f"{send_s:.1f}s",
         f"{campaign.total_sent / max(send_s, 1e-9):,.0f}",
     )
@@ -222,14 +223,21 @@ def _summary(
         f"/ {audit['tier_violations']} messaging-limit violations; "
         f"{audit['webhook_statuses']:,} statuses delivered by webhook"
     )
-    waiting = (
+    waiting = unsettled(campaign)
+    if waiting > 0:
+        console.print(f"{waiting:,} recipients wait for their portfolio's 24 h window to move")
+
+
+def unsettled(campaign: Campaign) -> int:
+    """Recipients with no final outcome yet: not sent, failed, duplicate or suppressed (the
+    last two are final without a send)."""
+    return (
         campaign.total_recipients
         - campaign.total_sent
         - campaign.total_failed
         - campaign.total_duplicates
+        - campaign.total_suppressed
     )
-    if waiting > 0:
-        console.print(f"{waiting:,} recipients wait for their portfolio's 24 h window to move")
 
 
 def _dashboard(url: str | None) -> str:

@@ -281,6 +281,6 @@ def _detail(campaign: Campaign, rate: float) -> str:
     return (
         f"sent {campaign.total_sent:,}  delivered {campaign.total_delivered:,}  "
         f"read {campaign.total_read:,}  failed {campaign.total_failed:,}  "
-        f"duplicates {campaign.total_duplicates:,}  "
+        f"duplicates {campaign.total_duplicates:,}  suppressed {campaign.total_suppressed:,}  "
         f"{rate:,.0f} msg/s  [{campaign.status}]"
     )

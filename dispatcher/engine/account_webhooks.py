@@ -119,11 +119,13 @@ def account_verdict(value: dict[str, Any]) -> str | None:
 
 
 async def _stop(context: WebhookContext, instances: Iterable[Instance], reason: str) -> None:
-    """Stop the numbers as a 190 would: status error with the reason, no new work, their
-    queued batches rerouted to the campaigns' other numbers."""
+    """Stop the numbers as a 190 would: status error with the reason, their actors stopped
+    (in-flight sends finish), their queued batches rerouted to the campaigns' other numbers.
+    A 131064 hold of their portfolio stays: only the operator ends it."""
     for instance in instances:
         await context.store.instances.set_status(instance.id, InstanceStatus.ERROR, reason[:300])
-        await context.core.refresh_instance(instance.id)
+        stopped = await context.core.reload_instance(instance.id)
+        await context.fleet.halt(stopped or instance)
         rerouted = await context.core.drain(instance.id)
         log.error(
             "instance %s stopped by Meta (%s); %d recipients rerouted",
@@ -134,12 +136,15 @@ async def _stop(context: WebhookContext, instances: Iterable[Instance], reason: 
 
 
 async def _reinstate(context: WebhookContext, instances: Iterable[Instance]) -> None:
+    """Meta lifted the ban: the numbers this webhook stopped send again (a new actor)."""
     for instance in instances:
         if instance.status is InstanceStatus.ERROR and (instance.status_reason or "").startswith(
             ACCOUNT_REASON
         ):
             await context.store.instances.set_status(instance.id, InstanceStatus.ACTIVE)
-            await context.core.refresh_instance(instance.id)
+            back = await context.core.reload_instance(instance.id)
+            if back is not None:
+                await context.fleet.restart(back)
             log.warning("instance %s reinstated by Meta", instance.phone_number_id)
 
 

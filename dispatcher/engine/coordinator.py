@@ -72,6 +72,15 @@ class InstanceFleet(Protocol):
         ``value.errors[]``); False when no actor serves the instance here."""
         ...
 
+    async def halt(self, instance: Instance) -> None:
+        """Stop the number's actor (its in-flight sends finish and are written) and keep it
+        unusable until :meth:`restart`: Meta stopped the number (an ``account_update``)."""
+        ...
+
+    async def restart(self, instance: Instance) -> None:
+        """Replace the number's actor (new token, or back from an error or a halt)."""
+        ...
+
 
 @dataclass(slots=True)
 class PortfolioState:
@@ -427,13 +436,20 @@ class CoordinatorCore:
             await self._fleet.ensure(instance)
         return instance
 
-    async def refresh_instance(self, instance_id: UUID) -> Instance | None:
-        """Reload an instance (re-registered: token, status or limits changed); the caller
-        replaces its actor. The operator acted on the number: its portfolio's hold ends."""
+    async def reload_instance(self, instance_id: UUID) -> Instance | None:
+        """Read the instance row again (its status, token or limits changed); nothing else:
+        a Meta-imposed 131064 hold stays (see :meth:`refresh_instance`)."""
         self._instances.pop(instance_id, None)
         instance = await self._store.instances.get(instance_id)
         if instance is not None:
             self._instances[instance_id] = instance
+        return instance
+
+    async def refresh_instance(self, instance_id: UUID) -> Instance | None:
+        """The operator re-registered an instance: reload it; the caller replaces its actor.
+        The operator acted on the number: its portfolio's hold ends."""
+        instance = await self.reload_instance(instance_id)
+        if instance is not None:
             await self.release_portfolio(instance.business_id)
         return instance
 
@@ -494,17 +510,11 @@ class CoordinatorCore:
     async def _portfolio(self, business_id: str) -> PortfolioState:
         state = self._portfolios.get(business_id)
         if state is None:
-            portfolio = await self._store.portfolios.ensure(business_id)
-            window = DAY_S + self.config.gate_margin_s
-            history = await self._store.portfolios.gate_history(
-                business_id, self._clock, window_s=window
-            )
-            history.extend(await self._in_flight(business_id))
-            tier = portfolio.tier_assuming(self.config.unreadable_limit)
-            gate = MessagingLimitGate.from_history(
-                tier.limit, history, window_s=window, clock=self._clock
-            )
             hold = await self._store.holds.get(business_id)
+            portfolio, gate = await self._build_gate(business_id)
+            state = self._portfolios.get(business_id)
+            if state is not None:  # another task built it meanwhile: it may hold reservations
+                return state
             state = self._portfolios[business_id] = PortfolioState(
                 gate, held=hold is not None, hold_reason=None if hold is None else hold.reason
             )
@@ -512,11 +522,27 @@ class CoordinatorCore:
             log.info(
                 "portfolio %s: limit %s (%s), %d recipients in the window",
                 business_id,
-                tier.value,
+                state.tier.value if state.tier is not None else None,
                 state.source or "not read yet",
                 gate.used(),
             )
         return state
+
+    async def _build_gate(self, business_id: str) -> tuple[Portfolio, MessagingLimitGate]:
+        """A gate at the portfolio's limit in force, holding its accepted sends of the window
+        and its sends in flight. The in-flight read is the last await: a caller that assigns
+        the gate before awaiting again leaves no claim routed in between outside it."""
+        portfolio = await self._store.portfolios.ensure(business_id)
+        window = DAY_S + self.config.gate_margin_s
+        history = await self._store.portfolios.gate_history(
+            business_id, self._clock, window_s=window
+        )
+        history.extend(await self._in_flight(business_id))
+        tier = portfolio.tier_assuming(self.config.unreadable_limit)
+        gate = MessagingLimitGate.from_history(
+            tier.limit, history, window_s=window, clock=self._clock
+        )
+        return portfolio, gate
 
     def _describe(self, state: PortfolioState, portfolio: Portfolio) -> None:
         state.tier = portfolio.tier_assuming(self.config.unreadable_limit)
@@ -585,10 +611,10 @@ class CoordinatorCore:
             state.source,
         )
         if state.gate.limit is None:  # an unlimited gate tracked nobody: rebuild it
-            del self._portfolios[portfolio.business_id]
-            rebuilt = await self._portfolio(portfolio.business_id)
-            state.gate = rebuilt.gate  # the same state object: routing holds it
-            self._portfolios[portfolio.business_id] = state
+            # Built aside, then swapped in with no await between: routing keeps the same
+            # state (and dict entry) throughout, and every claim routed before the rebuild's
+            # in-flight read is in the new gate.
+            _, state.gate = await self._build_gate(portfolio.business_id)
         else:
             state.gate.set_limit(limit)
         state.blocked_until = 0.0

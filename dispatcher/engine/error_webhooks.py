@@ -2,8 +2,9 @@
 
 - ``message_template_status_update`` (Meta's webhook reference for that field):
   ``PAUSED`` / ``DISABLED`` / ``REJECTED`` hold the running campaigns that send the template
-  (``message_template_name`` + ``message_template_language``); ``APPROVED`` / ``REINSTATED``
-  release the campaigns held for it.
+  (``message_template_name`` + ``message_template_language``) through a number of the
+  webhook's WABA (the entry id); ``APPROVED`` / ``REINSTATED`` release the campaigns held for
+  it. A campaign with no number of known WABA matches by name and language alone.
 - ``user_preferences`` (Business-scoped user IDs page, "user_preferences webhooks"): a
   ``marketing_messages`` ``stop`` suppresses the user (``wa_id`` as a phone, and the BSUID
   ``user_id``) for the business of the number it came to; ``resume`` lifts it.
@@ -48,11 +49,13 @@ class ErrorWebhooks:
         campaigns = self._store.campaigns
         if event in HOLD_EVENTS:
             why = _describe(value)
-            held = await campaigns.hold_template(name, lang, f"template {name} {event}{why}")
+            held = await campaigns.hold_template(
+                name, lang, f"template {name} {event}{why}", change.entry_id
+            )
             if held:
                 log.error("template %s (%s) %s: %d campaigns held", name, lang, event, len(held))
         elif event in RELEASE_EVENTS:
-            released = await campaigns.release_template(name, lang)
+            released = await campaigns.release_template(name, lang, change.entry_id)
             if released:
                 log.warning(
                     "template %s (%s) %s: %d campaigns released", name, lang, event, len(released)

@@ -7,14 +7,22 @@ whatsapp_business_manager_messaging_limit,throughput,display_phone_number,...``.
 node has no limit field. A limit that cannot be read is recorded as ``unreadable`` with the
 Graph API's error and logged as an ERROR; the coordinator then assumes
 ``EngineConfig.unreadable_limit`` and shows it.
+
+Only a definitive answer makes the limit unreadable (a bad token, a missing field...). An
+outage (network error, 5xx, a throttle, no answer) says nothing about the limit: the read is
+retried with backoff (``RETRY_DELAYS_S``, about 30 s), then the number sends on what is
+already recorded while :func:`keep_reading` retries in the background.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from dispatcher.meta.client import MetaClient
+from dispatcher.meta.client import MetaClient, PhoneNumberInfo
+from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.meta.messages import MetaError
 from dispatcher.store import Store
 from dispatcher.store.models import Instance, LimitSource
@@ -28,27 +36,103 @@ class NumberFacts:
     figure wins over Meta's level), None when nobody knows it."""
 
     throughput_mps: int | None
-    limit_source: LimitSource
+    limit_source: LimitSource | None
+    """None: the Graph API was out (see ``outage``); nothing was recorded."""
     limit_error: str | None = None
+    outage: bool = False
+    """The read met only outages: read again later (:func:`keep_reading`)."""
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+OUTAGE_CLASSES = frozenset(
+    {ErrorClass.TRANSIENT, ErrorClass.THROTTLE, ErrorClass.IN_DOUBT, ErrorClass.MAINTENANCE}
+)
+"""Failures that say nothing about the number: network, 5xx, throttles, no answer."""
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+"""Waits between the start-up reads during an outage (6 reads over about 30 s)."""
+BACKGROUND_DELAY_S = (30.0, 300.0)
+"""First and longest wait between the background reads after that (doubling): a few
+management calls an hour at most, well inside Meta's 200 per WABA."""
+
+
+def is_outage(error: MetaError) -> bool:
+    return error.error_class in OUTAGE_CLASSES
 
 
 async def read_number_facts(
-    client: MetaClient, store: Store, instance: Instance, token: str
+    client: MetaClient,
+    store: Store,
+    instance: Instance,
+    token: str,
+    *,
+    delays: Sequence[float] = RETRY_DELAYS_S,
+    sleep: Sleep = asyncio.sleep,
 ) -> NumberFacts:
-    """Read the number's node once and record what it says (instance and portfolio rows)."""
-    try:
-        info = await client.phone_number(instance.phone_number_id, token)
-    except MetaError as exc:
-        error = _error_text(exc)
-        await store.portfolios.record_unreadable(instance.business_id, error)
-        log.error(
-            "instance %s: messaging limit of portfolio %s unreadable (%s); assuming the "
-            "configured DISPATCHER_UNREADABLE_LIMIT",
-            instance.phone_number_id,
-            instance.business_id,
-            error,
-        )
-        return NumberFacts(instance.throughput_mps, LimitSource.UNREADABLE, error)
+    """Read the number's node and record what it says (instance and portfolio rows); an
+    outage is retried after each of ``delays``, then reported as ``outage`` (nothing
+    recorded: the limit already on record stays in force)."""
+    for delay in (*delays, None):
+        try:
+            info = await client.phone_number(instance.phone_number_id, token)
+        except MetaError as exc:
+            if not is_outage(exc):
+                return await _unreadable(store, instance, exc)
+            error = _error_text(exc)
+            if delay is None:
+                log.warning(
+                    "instance %s: Graph API out (%s); sending on the limit on record, "
+                    "reading again later",
+                    instance.phone_number_id,
+                    error,
+                )
+                return NumberFacts(instance.throughput_mps, None, error, outage=True)
+            log.info(
+                "instance %s: Graph API out (%s); reading again in %.0fs",
+                instance.phone_number_id,
+                error,
+                delay,
+            )
+            await sleep(delay)
+            continue
+        return await _record(store, instance, info)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def keep_reading(
+    client: MetaClient,
+    store: Store,
+    instance: Instance,
+    token: str,
+    *,
+    sleep: Sleep = asyncio.sleep,
+) -> NumberFacts:
+    """Read again, with a growing wait, until the Graph API answers (after an outage)."""
+    wait, longest = BACKGROUND_DELAY_S
+    while True:
+        await sleep(wait)
+        facts = await read_number_facts(client, store, instance, token, delays=(), sleep=sleep)
+        if not facts.outage:
+            return facts
+        wait = min(wait * 2, longest)
+
+
+async def _unreadable(store: Store, instance: Instance, exc: MetaError) -> NumberFacts:
+    """A definitive Graph API error: the limit is recorded ``unreadable``."""
+    error = _error_text(exc)
+    await store.portfolios.record_unreadable(instance.business_id, error)
+    log.error(
+        "instance %s: messaging limit of portfolio %s unreadable (%s); assuming the "
+        "configured DISPATCHER_UNREADABLE_LIMIT",
+        instance.phone_number_id,
+        instance.business_id,
+        error,
+    )
+    return NumberFacts(instance.throughput_mps, LimitSource.UNREADABLE, error)
+
+
+async def _record(store: Store, instance: Instance, info: PhoneNumberInfo) -> NumberFacts:
+    """The node was read: record its facts (instance and portfolio rows)."""
     # The operator's throughput wins: only a number without one takes Meta's.
     operator = instance.throughput_mps if instance.throughput_source == "operator" else None
     await store.instances.record_detection(

@@ -37,6 +37,17 @@ _TEMPLATE_MATCH = """template->>'name' = $1
          OR coalesce(template->'language'->>'code', template->>'language') = $2)"""
 
 
+# A template belongs to one WABA (a webhook's entry id): only campaigns sending through one of
+# its numbers match. A campaign none of whose numbers has a known WABA (registered without
+# waba_id) cannot be placed, so it matches by name and language alone, as before WABAs were
+# recorded: a hold it should not get is safer than sends of a paused template.
+_WABA_MATCH = """($%(n)d::text IS NULL
+    OR EXISTS (SELECT 1 FROM whatsapp_instances i
+               WHERE i.id = ANY(instance_ids) AND i.waba_id = $%(n)d)
+    OR NOT EXISTS (SELECT 1 FROM whatsapp_instances i
+                   WHERE i.id = ANY(instance_ids) AND i.waba_id IS NOT NULL))"""
+
+
 def _campaign(row: Mapping[str, Any]) -> Campaign:
     return Campaign(
         id=row["id"],
@@ -168,34 +179,42 @@ class Campaigns:
         )
         return bool(result == "UPDATE 1")
 
-    async def hold_template(self, name: str, language: str | None, reason: str) -> list[UUID]:
+    async def hold_template(
+        self, name: str, language: str | None, reason: str, waba_id: str | None = None
+    ) -> list[UUID]:
         """Hold every running campaign that sends template ``name`` (in ``language``, or any
-        when None); the ids held."""
+        when None) of WABA ``waba_id`` (any when None; see ``_WABA_MATCH``); the ids held."""
         rows = await self._pool.fetch(
             f"""
             UPDATE whatsapp_campaigns
             SET status = 'held', status_reason = $3, hold_kind = 'template', updated_at = now()
-            WHERE status = 'running' AND {_TEMPLATE_MATCH}
+            WHERE status = 'running' AND {_TEMPLATE_MATCH} AND {_WABA_MATCH % {"n": 4}}
             RETURNING id
             """,
             name,
             language,
             reason,
+            waba_id,
         )
         return [row["id"] for row in rows]
 
-    async def release_template(self, name: str, language: str | None) -> list[UUID]:
-        """``held`` -> ``running`` for campaigns held for template ``name`` (holds for bad
-        parameters stay: only the operator lifts those); the ids released."""
+    async def release_template(
+        self, name: str, language: str | None, waba_id: str | None = None
+    ) -> list[UUID]:
+        """``held`` -> ``running`` for campaigns held for template ``name`` of WABA
+        ``waba_id`` (as :meth:`hold_template`; holds for bad parameters stay: only the
+        operator lifts those); the ids released."""
         rows = await self._pool.fetch(
             f"""
             UPDATE whatsapp_campaigns
             SET status = 'running', status_reason = NULL, hold_kind = NULL, updated_at = now()
             WHERE status = 'held' AND hold_kind = 'template' AND {_TEMPLATE_MATCH}
+              AND {_WABA_MATCH % {"n": 3}}
             RETURNING id
             """,
             name,
             language,
+            waba_id,
         )
         return [row["id"] for row in rows]
 

@@ -164,9 +164,10 @@ async def test_account_update_stops_the_accounts_numbers_until_reinstated(
 
     async def stopped() -> dict[str, Any] | None:
         found: dict[str, Any] = (await api.get(f"/instances/{instance['id']}")).json()
-        return found if found["status"] == "error" else None
+        halted = (found.get("stats") or {}).get("state") == "error"  # its actor stopped
+        return found if found["status"] == "error" and halted else None
 
-    found = await wait_until(stopped, timeout_s=30)
+    found = await wait_until(stopped, timeout_s=60)
     assert reason in found["status_reason"]
     assert found["status_reason"].startswith("account_update")
     reinstate = fixture("account_update_disabled_update.json")
@@ -175,6 +176,7 @@ async def test_account_update_stops_the_accounts_numbers_until_reinstated(
 
     async def active() -> bool:
         found = (await api.get(f"/instances/{instance['id']}")).json()
-        return bool(found["status"] == "active")
+        running = (found.get("stats") or {}).get("state") == "running"  # a new actor sends
+        return bool(found["status"] == "active" and running)
 
-    await wait_until(active, timeout_s=30)
+    await wait_until(active, timeout_s=60)

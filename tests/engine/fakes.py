@@ -37,6 +37,8 @@ class FakeFleet:
     errors: dict[UUID, str] = field(default_factory=dict)
     ensured: list[UUID] = field(default_factory=list)
     throttled: list[tuple[UUID, Throttle]] = field(default_factory=list)
+    halted: list[UUID] = field(default_factory=list)
+    restarted: list[UUID] = field(default_factory=list)
 
     async def ensure(self, instance: Instance) -> None:
         self.ensured.append(instance.id)
@@ -53,6 +55,15 @@ class FakeFleet:
     async def throttle(self, instance_id: UUID, throttle: Throttle) -> bool:
         self.throttled.append((instance_id, throttle))
         return True
+
+    async def halt(self, instance: Instance) -> None:
+        self.halted.append(instance.id)
+        self.unusable.add(instance.id)
+
+    async def restart(self, instance: Instance) -> None:
+        self.restarted.append(instance.id)
+        self.unusable.discard(instance.id)
+        self.errors.pop(instance.id, None)
 
 
 async def run_clock(
