@@ -154,6 +154,7 @@ async def test_a_start_up_reclaim_may_re_append_past_the_dead_letter_count(
     for _ in range(4):
         await queue.read("a", "died", count=1)
         reclaimed = await queue.recover_stuck("a", min_idle_ms=0, max_deliveries=1_000)
-        assert len(reclaimed.requeued) == 1 and not reclaimed.dead
+        assert len(reclaimed.requeued) == 1
+        assert not reclaimed.dead
     await queue.read("a", "died", count=1)
     assert (await queue.recover_stuck("a", min_idle_ms=0)).dead
