@@ -72,6 +72,9 @@ class EngineConfig:
     """How soon a detected or overridden messaging limit reaches the coordinator's gates."""
     retry_after_s: float = 1.0
     """Pause before a worker loop retries after Redis or Postgres failed it."""
+    shutdown_grace_s: float = 10.0
+    """At shutdown, how long an instance actor waits for its campaign-hold and suppression
+    writes still in progress (they retry through an outage) before its final flush."""
     health_interval_s: float = 30.0
     stats_interval_s: float = 1.0
     backoff_base_s: float = 0.2

@@ -318,8 +318,12 @@ class CoordinatorCore:
         recipients go back to pending, to be routed to the campaign's other numbers."""
         requeued = 0
         while jobs := await self._queue.read(instance_id, DRAIN_CONSUMER, count=50):
-            ids = [i.recipient_id for job in jobs for i in Batch.from_json(job.batch).items]
-            requeued += await self._store.recipients.requeue(ids)  # before the ack: no loss
+            for job in jobs:  # before the ack: no loss
+                batch = Batch.from_json(job.batch)
+                ids = [i.recipient_id for i in batch.items]
+                # Only rows still queued in its claim: a sender may have taken this batch
+                # (a copy reclaimed after a restart) and be sending them.
+                requeued += await self._store.recipients.requeue(batch.claim_id, ids)
             for job in jobs:
                 await self._queue.ack(instance_id, job.job_id)
         if requeued:
@@ -388,7 +392,7 @@ class CoordinatorCore:
                 reservation = portfolio.gate.reserve([r.address for r in claimed])
                 if reservation.deferred:
                     held = [by_address[a].id for a in reservation.deferred]
-                    await self._store.recipients.requeue(held)
+                    await self._store.recipients.requeue(claim.claim_id, held)
                     self.deferred_recipients += len(held)
                     portfolio.blocked_until = reservation.next_slot_at or now
                     log.info(

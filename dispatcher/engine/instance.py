@@ -206,8 +206,7 @@ class InstanceWorker:
             for task in loops:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            for task in list(self._background):
-                task.cancel()
+            await self._finish_background()
             await self._flush()
             if self.pipeline.halted is not None and not self.fenced:
                 if self._results:
@@ -220,6 +219,23 @@ class InstanceWorker:
                     )
                 else:
                     await self._give_back()
+
+    async def _finish_background(self) -> None:
+        """Campaign holds and suppressions still being written get a bounded time to land:
+        cancelled, a hold would be lost and the campaign keep sending a template Meta
+        refuses, a suppression lost and the opted-out number messaged again."""
+        if not self._background:
+            return
+        _, late = await asyncio.wait(set(self._background), timeout=self.config.shutdown_grace_s)
+        for task in late:
+            task.cancel()
+        if late:
+            log.error(
+                "instance %s: %d hold/suppression writes unfinished after %.0fs; dropped",
+                self.phone_number_id,
+                len(late),
+                self.config.shutdown_grace_s,
+            )
 
     def _callback_tag(self) -> CallbackTag:
         assert self._tag is not None, "run() reads the tag before any batch"
@@ -255,11 +271,8 @@ class InstanceWorker:
         batch = Batch.from_json(job.batch)
         ids = [item.recipient_id for item in batch.items]
         campaign = await self._store.campaigns.get(batch.campaign_id)
-        if campaign is not None and campaign.status is CampaignStatus.HELD:
-            # Routed before its hold: nothing of it is sent; back to pending, no attempt used.
-            await self._store.recipients.requeue(ids)
-            await self._queue.ack(self.instance_id, job.job_id)
-            return
+        # Fenced first, even for a held campaign: rows an earlier sender left ``sending``
+        # (maybe accepted by Meta) are marked in doubt, never given back to be sent again.
         handed = await self._store.recipients.hand_over(
             batch.claim_id, ids, self.instance_id, self.epoch
         )
@@ -280,6 +293,12 @@ class InstanceWorker:
                 len(handed.in_doubt),
                 job.job_id,
             )
+        if campaign is not None and campaign.status is CampaignStatus.HELD:
+            # Routed before its hold: nothing of it is sent; the rows just taken go back to
+            # pending, no attempt used.
+            await self._store.recipients.requeue_held(handed.moved, self.instance_id, self.epoch)
+            await self._queue.ack(self.instance_id, job.job_id)
+            return
         moved = set(handed.moved)
         items = [item for item in batch.items if item.recipient_id in moved]
         held = HeldJob(job, unsettled=len(items))
@@ -383,7 +402,9 @@ class InstanceWorker:
         if not await self._epoch_current():
             self._fence("batches reclaimed")
         elif dropped:
-            await self._store.recipients.requeue([m.recipient_id for m in dropped])
+            await self._store.recipients.requeue_held(
+                [m.recipient_id for m in dropped], self.instance_id, self.epoch
+            )
 
     # -- fencing ------------------------------------------------------------------------
 
@@ -458,12 +479,20 @@ class InstanceWorker:
         assert error is not None
         unsent = self.pipeline.take_unsent()
         ids = [m.recipient_id for m in unsent]
-        # Batches not started yet are still on the stream: give those back too.
+        requeued = (
+            await self._store.recipients.requeue_held(ids, self.instance_id, self.epoch)
+            if ids
+            else 0
+        )
+        # Batches not started yet are still on the stream: give back their rows still queued
+        # in their claim (a stale copy's rows may be in another sender's hands).
         while jobs := await self._queue.read(self.instance_id, self._consumer, count=50):
             for job in jobs:
-                ids.extend(item.recipient_id for item in Batch.from_json(job.batch).items)
+                batch = Batch.from_json(job.batch)
+                requeued += await self._store.recipients.requeue(
+                    batch.claim_id, [item.recipient_id for item in batch.items]
+                )
                 self._held.setdefault(job.job_id, HeldJob(job, 0))
-        requeued = await self._store.recipients.requeue(ids) if ids else 0
         for job_id in list(self._held):
             await self._queue.ack(self.instance_id, job_id)
             self._held.pop(job_id)

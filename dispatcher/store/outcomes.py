@@ -66,8 +66,14 @@ SET status = CASE one.outcome
 FROM locked one
 WHERE r.id = one.id
   AND (one.outcome = 'sent'
-       OR (one.outcome = 'failed' AND r.status < 'sent')
-       OR (one.outcome = 'requeue' AND r.status IN ('queued', 'sending'))
+       -- A failure or a give-back only from the row's holder (the writer named, at its
+       -- epoch): a row requeued and taken by another sender since is no longer ours.
+       OR (one.outcome = 'failed' AND r.status < 'sent' AND (
+               $9::uuid IS NULL
+               OR (r.instance_id = $9::uuid AND r.sender_epoch IS NOT DISTINCT FROM $10::bigint)))
+       OR (one.outcome = 'requeue' AND r.status IN ('queued', 'sending') AND (
+               $9::uuid IS NULL
+               OR (r.instance_id = $9::uuid AND r.sender_epoch IS NOT DISTINCT FROM $10::bigint)))
        OR (one.outcome = 'in_doubt' AND r.status = 'sending'))
 """
 
@@ -161,6 +167,9 @@ class Outcomes:
           once Meta accepted the message (a webhook said so first).
         - ``REQUEUE``: ``queued``/``sending`` -> ``pending`` (claim dropped) with the last
           error, for the coordinator to route again; ignored in any other status.
+        - With ``instance_id``, ``FAILED`` and ``REQUEUE`` change only rows that writer still
+          holds (its instance and ``epoch`` on the row): one requeued and taken by another
+          sender since is that sender's to settle.
         - ``IN_DOUBT``: stays ``sending``, marked in doubt since ``at`` (see
           ``store/fencing.py``: its webhook or the in-doubt policy settles it).
         """

@@ -7,9 +7,10 @@ The statuses a recipient moves through, and which method moves it:
 - ``claim_pending``: ``pending`` -> ``queued`` (a batch, under a new ``claim_id``);
 - ``hand_over`` / ``mark_sending``: ``queued`` rows of that claim -> ``sending`` (with the
   instance and its epoch); rows another sender left ``sending`` are marked in doubt;
-- ``requeue``: ``queued``/``sending`` -> ``pending`` (claim dropped); ``requeue_stale``:
-  ``queued`` -> ``pending`` (stale ``sending`` rows may have reached Meta: they are marked
-  in doubt instead, ``Recovery.mark_in_doubt``);
+- ``requeue``: ``queued`` rows of one claim -> ``pending``; ``requeue_held``: a sender's own
+  ``sending`` rows -> ``pending``; ``requeue_stale``: untouched ``queued`` rows -> ``pending``
+  (stale ``sending`` rows may have reached Meta: they are marked in doubt instead,
+  ``Recovery.mark_in_doubt``);
 - ``Outcomes.apply_results`` and ``Outcomes.apply_statuses`` (outcomes.py): the rest.
 
 Campaign counters follow every move: the database keeps them (see the migration).
@@ -206,11 +207,40 @@ class Recipients:
             fenced=not row["ok"], moved=list(row["moved"]), in_doubt=list(row["in_doubt"])
         )
 
-    async def requeue(self, recipient_ids: Sequence[int]) -> int:
-        """``queued``/``sending`` -> ``pending`` (e.g. their instance went down); returns how many.
+    async def requeue(self, claim_id: int, recipient_ids: Sequence[int]) -> int:
+        """A batch given back unsent (drained from a stream, deferred at the gate): its rows
+        still ``queued`` in claim ``claim_id`` -> ``pending``; returns how many.
 
-        Rows already sent, failed or pending are left alone, and so are rows in doubt (they
-        may have reached Meta: only their webhook or the in-doubt policy settles them).
+        Scoped to the claim and to ``queued``: a copy of the batch read from the stream after
+        a sender took it (rows ``sending``) or after its rows were requeued and claimed again
+        (another claim) changes nothing, so a row in someone's hands is never routed twice.
+        """
+        result = await self._pool.execute(
+            """
+            WITH locked AS (
+                SELECT id FROM whatsapp_campaign_recipients
+                WHERE id = ANY($2::bigint[]) AND claim_id = $1 AND status = 'queued'
+                ORDER BY id FOR UPDATE
+            )
+            UPDATE whatsapp_campaign_recipients r
+            SET status = 'pending', claim_id = NULL, updated_at = now()
+            FROM locked
+            WHERE r.id = locked.id AND r.claim_id = $1 AND r.status = 'queued'
+            """,
+            claim_id,
+            list(recipient_ids),
+        )
+        return int(result.split()[-1])
+
+    async def requeue_held(
+        self, recipient_ids: Sequence[int], instance_id: UUID, epoch: int | None
+    ) -> int:
+        """A sender's own unsent rows -> ``pending``: only ``sending`` rows it holds (its
+        ``instance_id`` and ``epoch``, as :meth:`hand_over` recorded them) and not in doubt;
+        returns how many.
+
+        Rows another sender or a later epoch of this one took are left alone: they are in
+        that sender's hands now (or in doubt), and giving them back would route them twice.
         """
         result = await self._pool.execute(
             """
@@ -221,10 +251,12 @@ class Recipients:
             UPDATE whatsapp_campaign_recipients r
             SET status = 'pending', claim_id = NULL, updated_at = now()
             FROM locked
-            WHERE r.id = locked.id AND r.status IN ('queued', 'sending')
-              AND r.in_doubt_at IS NULL
+            WHERE r.id = locked.id AND r.status = 'sending' AND r.in_doubt_at IS NULL
+              AND r.instance_id = $2 AND r.sender_epoch IS NOT DISTINCT FROM $3::bigint
             """,
             list(recipient_ids),
+            instance_id,
+            epoch,
         )
         return int(result.split()[-1])
 

@@ -100,7 +100,8 @@ async def test_in_doubt_rows_wait_for_their_webhook_or_the_policy(
     )
     assert await _statuses(store, ids) == [R.SENDING] * 3
     # Neither the stale-row safety net nor a give-back moves a row in doubt.
-    assert await store.recipients.requeue(ids) == 0
+    assert await store.recipients.requeue(claim.claim_id, ids) == 0
+    assert await store.recipients.requeue_held(ids, world.instance.id, epoch) == 0
     assert await store.recipients.requeue_stale(world.campaign.id, timedelta(0)) == 0
     # Not due yet: nothing.
     past = datetime.now(UTC) - timedelta(hours=1)

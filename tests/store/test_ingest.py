@@ -174,7 +174,8 @@ async def test_a_duplicate_stays_duplicate_whatever_is_reported_for_it(
         [SendResult(duplicate.id, SendOutcome.REQUEUE, now, world.instance.id, 1)]
     )
     await store.outcomes.apply_statuses([StatusUpdate(R.READ, now, recipient_id=duplicate.id)])
-    assert await store.recipients.requeue([duplicate.id]) == 0
+    assert await store.recipients.requeue(0, [duplicate.id]) == 0
+    assert await store.recipients.requeue_held([duplicate.id], world.instance.id, None) == 0
     assert await store.recipients.revive([duplicate.id]) == []
     fresh = await store.recipients.get(duplicate.id)
     assert fresh is not None

@@ -112,7 +112,7 @@ async def test_mark_sending_only_moves_rows_still_in_the_claim(
     assert old is not None
     ids = [r.id for r in old.recipients]
     # The instance went down: its batch is requeued, and claimed again for another one.
-    assert await store.recipients.requeue(ids[:3]) == 3
+    assert await store.recipients.requeue(old.claim_id, ids[:3]) == 3
     new = await store.recipients.claim_pending(world.campaign.id, 6)
     assert new is not None
     assert [r.id for r in new.recipients] == ids[:3]
