@@ -57,7 +57,11 @@ async def test_every_action_on_every_queue(api: httpx.AsyncClient, action: str, 
         ),
         "clear": {"cleared"} | ({"requeued"} if queue == "campaigns" else set()),
         "recover_stuck": {"requeued_batches", "dead"}
-        | ({"stale"} if queue == "campaigns" else set()),
+        | (
+            {"stale", "stale_in_doubt", "dead_requeued", "dead_in_doubt"}
+            if queue == "campaigns"
+            else set()
+        ),
     }[action]
     assert set(body["result"]) == expected
 
