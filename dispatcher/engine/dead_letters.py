@@ -100,7 +100,7 @@ async def _retry_page(
             continue
         batch = Batch.from_json(dead.batch)
         ids = [item.recipient_id for item in batch.items]
-        counts["requeued"] += await store.recovery.requeue_claim(batch.claim_id, ids)
+        counts["requeued"] += await store.recipients.requeue(batch.claim_id, ids)
         counts["in_doubt"] += await orphans_in_doubt(store, config, None, ids)
     # Deleted only once Postgres has their work: a crash before this retries them again.
     counts["retried"] += await queue.drop_dead(instance, [d.dlq_id for d in page])

@@ -123,25 +123,6 @@ class Recovery:
         )
         return int(result.split()[-1])
 
-    async def requeue_claim(self, claim_id: int, recipient_ids: Sequence[int]) -> int:
-        """``queued`` rows still in claim ``claim_id`` -> ``pending``: no holder started them,
-        so whoever still has the batch finds them out of its claim and sends nothing."""
-        result = await self._pool.execute(
-            """
-            WITH locked AS (
-                SELECT id FROM whatsapp_campaign_recipients
-                WHERE id = ANY($2::bigint[]) ORDER BY id FOR UPDATE
-            )
-            UPDATE whatsapp_campaign_recipients r
-            SET status = 'pending', claim_id = NULL, updated_at = now()
-            FROM locked
-            WHERE r.id = locked.id AND r.claim_id = $1 AND r.status = 'queued'
-            """,
-            claim_id,
-            list(recipient_ids),
-        )
-        return int(result.split()[-1])
-
     async def orphaned_sending(
         self,
         before: datetime | None,
