@@ -22,6 +22,7 @@ from dispatcher.errors import (
     StoreError,
 )
 from dispatcher.operations import NotFoundError
+from dispatcher.outages import OUTAGE_TYPES, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ _HTTP_CODES = {
 }
 
 
+OUTAGE_RETRY_AFTER_S = 5
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, exc.details)
@@ -119,7 +123,22 @@ async def _dispatcher_error(request: Request, exc: Exception) -> Response:
     return error_response(400, "bad_request", str(exc))
 
 
+async def _outage(request: Request, exc: Exception) -> Response:
+    """Postgres or Redis is away (restarting, unreachable): a 503 the client may retry (Meta
+    retries a webhook), never a 500 with a traceback per request."""
+    path, name = request.url.path, type(exc).__name__
+    log.warning("%s %s: a backing service is away (%s)", request.method, path, name)
+    return error_response(
+        503,
+        "unavailable",
+        "a backing service is unavailable; retry shortly",
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_outage(exc):  # one by SQLSTATE only: not caught by type below
+        return await _outage(request, exc)
     # Starlette's ServerErrorMiddleware re-raises after this answer: the server logs the
     # traceback; the client learns nothing of the internals.
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -137,5 +156,6 @@ def exception_handlers() -> dict[Any, Any]:
         HTTPException: _http_error,
         DispatcherError: _dispatcher_error,
         RayError: _ray_error,
+        **dict.fromkeys(OUTAGE_TYPES, _outage),
         Exception: _unexpected,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 import redis.exceptions
 
-_OUTAGE_TYPES: tuple[type[BaseException], ...] = (
+OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable (ConnectionError is one)
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -32,7 +32,7 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
 
 def is_outage(exc: BaseException) -> bool:
     """True when ``exc`` says a backing service is unreachable or unwilling for now."""
-    if isinstance(exc, _OUTAGE_TYPES):
+    if isinstance(exc, OUTAGE_TYPES):
         return True
     # asyncpg reports a server going away mid-query with these SQLSTATE classes.
     sqlstate = getattr(exc, "sqlstate", None)
