@@ -30,9 +30,7 @@ def _app(exc: Exception) -> Starlette:
     async def route(request: Request) -> Response:
         raise exc
 
-    return Starlette(
-        routes=[Route("/boom", route)], exception_handlers=exception_handlers()
-    )
+    return Starlette(routes=[Route("/boom", route)], exception_handlers=exception_handlers())
 
 
 @pytest.mark.parametrize("exc", OUTAGES, ids=lambda e: type(e).__name__)
