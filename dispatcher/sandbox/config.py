@@ -65,6 +65,11 @@ class WebhookConfig(_Model):
     batch_max: int = Field(default=50, ge=1)
     flush_interval_s: float = Field(default=0.05, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    """Quick attempts of a POST (within about a second)..."""
+    retry_for_s: float = Field(default=600.0, ge=0)
+    """...then retried in the background, less and less often, for this long. Meta retries a
+    failed webhook delivery for up to 7 days (Webhooks overview); scaled down so that a test
+    run ends. 0: give up after the quick attempts."""
     timeout_s: float = Field(default=5.0, gt=0)
 
 

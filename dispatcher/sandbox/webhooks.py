@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,9 +112,11 @@ class WebhookSender:
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._retrying: set[asyncio.Task[None]] = set()
 
     def pending(self) -> int:
-        return len(self._heap)
+        """Statuses not delivered yet: scheduled, plus posts being retried."""
+        return len(self._heap) + len(self._retrying)
 
     def schedule(self, message: Accepted) -> None:
         """Queue the statuses of one accepted message, each after its configured delay."""
@@ -190,12 +193,16 @@ class WebhookSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._retrying):
+            task.cancel()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def clear(self) -> None:
         self._heap.clear()
+        for task in list(self._retrying):
+            task.cancel()
 
     async def _run(self) -> None:
         while True:
@@ -271,7 +278,7 @@ class WebhookSender:
         }
         body = orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]})
         before = self._audit.webhook_failures
-        await self._post(body, 0)
+        await self._post(body, 0, retry=False)
         return self._audit.webhook_failures == before
 
     async def post_value_errors(self, phone_number_id: str, code: int) -> None:
@@ -292,7 +299,31 @@ class WebhookSender:
         number = self._numbers[phone_number_id]
         await self.post_change(number.waba_id or number.business_id, "messages", value)
 
-    async def _post(self, body: bytes, count: int) -> None:
+    async def _post(self, body: bytes, count: int, *, retry: bool = True) -> None:
+        for attempt in range(1, self.config.max_attempts + 1):
+            if await self._try(body, count):
+                return
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        if retry and self.config.retry_for_s > 0:
+            # Meta keeps retrying a failed delivery (Webhooks overview: up to 7 days, less and
+            # less often), alongside newer deliveries: in the background, not in the flush.
+            task = asyncio.create_task(self._retry_later(body, count))
+            self._retrying.add(task)
+            task.add_done_callback(self._retrying.discard)
+            return
+        self._gave_up(count)
+
+    async def _retry_later(self, body: bytes, count: int) -> None:
+        deadline = time.monotonic() + self.config.retry_for_s
+        delay = 1.0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            if await self._try(body, count):
+                return
+            delay = min(delay * 2, 30.0)
+        self._gave_up(count)
+
+    async def _try(self, body: bytes, count: int) -> bool:
         assert self.config.url is not None
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -302,18 +333,17 @@ class WebhookSender:
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(self.config.app_secret, body),
         }
-        for attempt in range(1, self.config.max_attempts + 1):
-            try:
-                async with self._session.post(self.config.url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status < 300:
-                        self._audit.webhook_posts += 1
-                        self._audit.webhook_statuses += count
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        try:
+            async with self._session.post(self.config.url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status < 300:
+                    self._audit.webhook_posts += 1
+                    self._audit.webhook_statuses += count
+                    return True
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        return False
+
+    def _gave_up(self, count: int) -> None:
         self._audit.webhook_failures += 1
-        log.warning(
-            "webhook POST with %d statuses failed %d times", count, self.config.max_attempts
-        )
+        log.warning("webhook POST with %d statuses given up", count)
