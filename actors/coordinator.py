@@ -99,9 +99,11 @@ class Coordinator:
                     instance = await self._store.instances.get(instance_id)
                     if instance is not None:
                         await self._fleet.ensure(instance)
-        elif was_active and not self._core.active:
+        elif was_active and not self._core.active and self._core.lease_taken_by_other():
             # Another coordinator holds the lease: our actors would compete with its own
-            # (their epochs fence them anyway).
+            # (their epochs fence them anyway). Not when Postgres is merely unreachable: then
+            # nobody can take the lease, and stopping the senders would only lose their
+            # unwritten results and stall the campaign once Postgres is back.
             await self._fleet.stop_all()
         await self._core.tick()
 

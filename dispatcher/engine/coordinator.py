@@ -249,6 +249,9 @@ class CoordinatorCore:
             self._portfolios.clear()
         return active
 
+    def lease_taken_by_other(self) -> bool:
+        return self.lease is not None and self.lease.taken_by_other
+
     def _still_active(self) -> bool:
         return self.lease is None or self.lease.valid()
 

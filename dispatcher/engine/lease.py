@@ -40,6 +40,8 @@ class LeaseKeeper:
         self.new_term = False
         """The last :meth:`keep` began a new term (this holder had not the lease before)."""
         self.acquisitions = 0
+        self.taken_by_other = False
+        """Postgres answered that another holder has the lease (not merely: unreachable)."""
         self._valid_until = float("-inf")
         self._tried_at = float("-inf")
 
@@ -54,6 +56,7 @@ class LeaseKeeper:
             except Exception:  # Postgres away: act on until the local bound runs out
                 log.exception("coordinator %s: renewing its lease failed", self.holder)
             else:
+                self.taken_by_other = epoch is None
                 self._valid_until = float("-inf") if epoch is None else now + self._ttl_s
                 if epoch is not None and epoch != self.epoch:
                     self.epoch = epoch
