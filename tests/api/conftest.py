@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -102,6 +103,22 @@ def phones(count: int, start: int = 0) -> list[dict[str, Any]]:
 def signed(payload: Any, secret: str = APP_SECRET) -> tuple[bytes, dict[str, str]]:
     body = orjson.dumps(payload)
     return body, {"X-Hub-Signature-256": sign(secret, body), "Content-Type": "application/json"}
+
+
+FIXTURES = Path(__file__).parents[1] / "meta" / "fixtures"
+"""Meta's documented webhook payloads (tests/meta/fixtures/README.md names each source)."""
+
+
+def meta_fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((FIXTURES / name).read_bytes())
+    return data
+
+
+async def post_signed(anonymous: httpx.AsyncClient, payload: dict[str, Any]) -> None:
+    """POST a payload to the live webhook, signed as Meta signs it; it must get 200."""
+    content, headers = signed(payload)
+    response = await anonymous.post(PREFIX + "/webhook", content=content, headers=headers)
+    assert response.status_code == 200, response.text
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

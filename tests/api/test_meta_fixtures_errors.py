@@ -4,30 +4,18 @@ their effect on holds and suppressions asserted (DESIGN.md, "Error classes", "We
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
-from tests.api.conftest import PREFIX, create_campaign, phones, register, signed, unique
+from tests.api.conftest import create_campaign, phones, register, unique
+from tests.api.conftest import meta_fixture as fixture
+from tests.api.conftest import post_signed as post
 from tests.stack import wait_until
 
-FIXTURES = Path(__file__).parents[1] / "meta" / "fixtures"
 PHONE_NUMBER_ID = "106540352242922"  # Meta's example number in every fixture
 USER_PHONE = "+16505551234"
 USER_BSUID = "US.13491208655302741918"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads((FIXTURES / name).read_bytes())
-    return data
-
-
-async def post(anonymous: httpx.AsyncClient, payload: dict[str, Any]) -> None:
-    content, headers = signed(payload)
-    response = await anonymous.post(PREFIX + "/webhook", content=content, headers=headers)
-    assert response.status_code == 200, response.text
 
 
 async def suppressed(api: httpx.AsyncClient, business: str) -> dict[str, str]:

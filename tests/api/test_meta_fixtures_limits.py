@@ -6,32 +6,19 @@ here (the display number is learnt from the sandbox's Graph API, not given)."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from dispatcher.sandbox.config import NumberConfig
 from dispatcher.sandbox.control import SandboxControl
-from tests.api.conftest import PREFIX, signed
+from tests.api.conftest import meta_fixture as fixture
+from tests.api.conftest import post_signed as post
 from tests.stack import Stack, wait_until
 
-FIXTURES = Path(__file__).parents[1] / "meta" / "fixtures"
 WABA = "102290129340398"
 DISPLAY = "15550783881"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads((FIXTURES / name).read_bytes())
-    return data
-
-
-async def post(anonymous: httpx.AsyncClient, body: dict[str, Any]) -> None:
-    content, headers = signed(body)
-    response = await anonymous.post(PREFIX + "/webhook", content=content, headers=headers)
-    assert response.status_code == 200, response.text
 
 
 @pytest.fixture
