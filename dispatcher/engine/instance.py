@@ -121,6 +121,9 @@ class InstanceWorker:
             may_send=self._owns_work,
         )
         self._held: dict[str, HeldJob] = {}
+        self._unstarted: list[Job] = []
+        """Read from the stream, not yet handed to the pipeline (a start that failed)."""
+        self._start_failed: set[str] = set()
         self._results: list[tuple[str, SendResult]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -254,20 +257,33 @@ class InstanceWorker:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                jobs = await self._queue.read(
-                    self.instance_id, self._consumer, count=1, block_ms=500
-                )
-                for job in jobs:
-                    await self._start(job)
+                if not self._unstarted:
+                    self._unstarted.extend(
+                        await self._queue.read(
+                            self.instance_id, self._consumer, count=1, block_ms=500
+                        )
+                    )
+                while self._unstarted and not self.fenced:
+                    job = self._unstarted[0]
+                    await self._start(job, again=job.job_id in self._start_failed)
+                    # By identity: the touch loop may have dropped a reclaimed one meanwhile.
+                    self._unstarted = [j for j in self._unstarted if j is not job]
+                    self._start_failed.discard(job.job_id)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception:
-                # Redis or Postgres hiccuped: a batch read but not started stays held here
-                # and comes back through recover_stuck; nothing is lost.
+                # Redis or Postgres hiccuped: a batch read but not started is kept here and
+                # started again once they answer (touched meanwhile), not left in the stream
+                # until its visibility timeout.
+                if self._unstarted:
+                    self._start_failed.add(self._unstarted[0].job_id)
                 log.exception("instance %s: reading work failed; retrying", self.phone_number_id)
                 await asyncio.sleep(self.config.retry_after_s)
 
-    async def _start(self, job: Job) -> None:
+    async def _start(self, job: Job, *, again: bool = False) -> None:
+        """Hand a batch read from the stream to the pipeline. ``again``: an earlier start of
+        this very job failed, maybe after its hand-over committed (the answer lost): rows this
+        sender already holds, and has in hand in no other batch, are then its to send."""
         batch = Batch.from_json(job.batch)
         ids = [item.recipient_id for item in batch.items]
         campaign = await self._store.campaigns.get(batch.campaign_id)
@@ -300,6 +316,9 @@ class InstanceWorker:
             await self._queue.ack(self.instance_id, job.job_id)
             return
         moved = set(handed.moved)
+        if again and handed.already_mine:
+            in_hand = {item[0] for h in self._held.values() for item in h.job.batch["items"]}
+            moved.update(set(handed.already_mine) - in_hand)
         items = [item for item in batch.items if item.recipient_id in moved]
         held = HeldJob(job, unsettled=len(items))
         self._held[job.job_id] = held
@@ -365,7 +384,7 @@ class InstanceWorker:
     async def _touch_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.touch_interval_s)
-            if not self._held:
+            if not self._held and not self._unstarted:
                 continue
             try:
                 # Rows in Postgres first, whatever Redis says: a long outage (breaker open), or
@@ -375,12 +394,17 @@ class InstanceWorker:
                     item[0] for h in self._held.values() for item in h.job.batch.get("items", [])
                 ]
                 await self._store.recipients.keep_alive(ids)
-                held = await self._queue.touch(self.instance_id, self._consumer, list(self._held))
+                unstarted = [job.job_id for job in self._unstarted]
+                held = await self._queue.touch(
+                    self.instance_id, self._consumer, [*self._held, *unstarted]
+                )
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception:
                 log.exception("instance %s: touching held batches failed", self.phone_number_id)
                 continue
+            # A batch not yet started that was reclaimed is another's now: not started here.
+            self._unstarted = [job for job in self._unstarted if job.job_id in held]
             lost = set(self._held) - set(held)
             if lost:
                 await self._lost(lost)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -315,6 +315,10 @@ class HandOver:
     """``queued`` -> ``sending`` by this sender: send these and only these."""
     in_doubt: list[int]
     """Already ``sending`` by another (dead or replaced) sender: marked in doubt, not sent."""
+    already_mine: list[int] = field(default_factory=list)
+    """Already ``sending`` by this very sender (same instance and epoch), not in doubt: left
+    alone. Only the sender knows whether it has them in hand (the same batch read twice) or
+    not (its own earlier hand-over committed, but the answer was lost)."""
 
 
 @dataclass(frozen=True, slots=True)

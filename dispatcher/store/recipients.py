@@ -164,7 +164,8 @@ class Recipients:
         ``queued`` rows move to ``sending`` (send them); rows another sender (another
         instance or an earlier epoch) left ``sending`` may have reached Meta: they are marked
         in doubt, not sent; rows this very sender already holds (the same batch read again,
-        or enqueued twice) are left alone. A fenced sender moves nothing.
+        or enqueued twice) are left alone and listed in ``already_mine``. A fenced sender
+        moves nothing.
         """
         row = await self._pool.fetchrow(
             """
@@ -195,7 +196,13 @@ class Recipients:
             )
             SELECT (SELECT ok FROM fence) AS ok,
                    array(SELECT id FROM moved WHERE was = 'queued' ORDER BY id) AS moved,
-                   array(SELECT id FROM moved WHERE was = 'sending' ORDER BY id) AS in_doubt
+                   array(SELECT id FROM moved WHERE was = 'sending' ORDER BY id) AS in_doubt,
+                   array(SELECT l.id FROM locked l JOIN whatsapp_campaign_recipients r
+                                ON r.id = l.id
+                         WHERE l.was = 'sending' AND r.instance_id = $3
+                           AND r.sender_epoch IS NOT DISTINCT FROM $4::bigint
+                           AND r.in_doubt_at IS NULL
+                         ORDER BY l.id) AS already_mine
             """,
             claim_id,
             list(recipient_ids),
@@ -204,7 +211,10 @@ class Recipients:
         )
         assert row is not None
         return HandOver(
-            fenced=not row["ok"], moved=list(row["moved"]), in_doubt=list(row["in_doubt"])
+            fenced=not row["ok"],
+            moved=list(row["moved"]),
+            in_doubt=list(row["in_doubt"]),
+            already_mine=list(row["already_mine"]),
         )
 
     async def requeue(self, claim_id: int, recipient_ids: Sequence[int]) -> int:

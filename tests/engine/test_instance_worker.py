@@ -106,6 +106,11 @@ async def settled(queue: WorkQueue, instance_id: UUID) -> bool:
     return await processing(queue, instance_id) == 0
 
 
+async def all_sent(store: Store, campaign: Campaign, size: int) -> bool:
+    counts = await store.recipients.count_by_status(campaign.id)
+    return counts[RecipientStatus.SENT] == size
+
+
 async def test_a_batch_is_acked_only_after_its_results_are_written(
     store: Store,
     worker_store: Store,
@@ -216,3 +221,83 @@ async def test_a_reclaimed_batch_with_sending_rows_waits_for_evidence(
         await asyncio.wait_for(task, 30)
     counts = await store.recipients.count_by_status(campaign.id)
     assert (counts[RecipientStatus.DELIVERED], counts[RecipientStatus.PENDING]) == (4, 6)
+
+
+async def test_a_batch_whose_start_failed_is_started_again_at_once(
+    store: Store,
+    worker_store: Store,
+    engine_url: str,
+    work_queue: WorkQueue,
+    make_instance: MakeInstance,
+    make_campaign: MakeCampaign,
+    client: MetaClient,
+    sandbox: SandboxControl,
+) -> None:
+    """A Postgres outage while a batch is being taken: read from the stream but not started,
+    it is started again once Postgres answers, not left for the visibility timeout (120 s,
+    during which the number sent nothing in the Postgres-restart chaos row)."""
+    instance = await sandbox_number(make_instance)
+    campaign = await make_campaign([instance], 10, start=4000)
+    await routed(store, work_queue, instance, campaign, 10)
+    locker = await asyncpg.connect(engine_url)
+    await locker.execute("BEGIN")
+    await locker.execute(
+        "SELECT id FROM whatsapp_campaign_recipients WHERE campaign_id = $1 FOR UPDATE",
+        campaign.id,
+    )
+    running = worker(instance, worker_store, work_queue, client, retry_after_s=0.2)
+    task = asyncio.create_task(running.run())
+    try:
+        await wait_for(lambda: has_lock_waiter(store))  # the hand-over waits on the rows
+        pid = await lock_waiter(store)
+        assert await store.pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await locker.execute("ROLLBACK")
+        await locker.close()
+        await wait_for(lambda: settled(work_queue, instance.id))
+        counts = await store.recipients.count_by_status(campaign.id)
+        assert counts[RecipientStatus.SENT] == 10
+    finally:
+        running.stop()
+        await asyncio.wait_for(task, 30)
+    audit = await sandbox.audit()
+    assert (audit["accepted"], audit["duplicate_sends"]) == (10, 0)
+
+
+async def test_a_hand_over_whose_answer_was_lost_is_sent_once(
+    store: Store,
+    worker_store: Store,
+    work_queue: WorkQueue,
+    make_instance: MakeInstance,
+    make_campaign: MakeCampaign,
+    client: MetaClient,
+    sandbox: SandboxControl,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hand-over committed but its answer never came back (the connection dropped after
+    the commit): started again, the worker sends the rows it already holds, once."""
+    instance = await sandbox_number(make_instance)
+    campaign = await make_campaign([instance], 10, start=5000)
+    await routed(store, work_queue, instance, campaign, 10)
+    real = worker_store.recipients.hand_over
+    answers_lost = 0
+
+    async def committed_then_lost(*args: object, **kwargs: object) -> object:
+        nonlocal answers_lost
+        handed = await real(*args, **kwargs)  # type: ignore[arg-type]
+        if answers_lost == 0:
+            answers_lost += 1
+            raise ConnectionResetError("connection lost after the commit")
+        return handed
+
+    monkeypatch.setattr(worker_store.recipients, "hand_over", committed_then_lost)
+    running = worker(instance, worker_store, work_queue, client, retry_after_s=0.2)
+    task = asyncio.create_task(running.run())
+    try:
+        await wait_for(lambda: all_sent(store, campaign, 10))
+        await wait_for(lambda: settled(work_queue, instance.id))
+        assert answers_lost == 1
+    finally:
+        running.stop()
+        await asyncio.wait_for(task, 30)
+    audit = await sandbox.audit()
+    assert (audit["accepted"], audit["duplicate_sends"]) == (10, 0)
