@@ -20,6 +20,7 @@ from api.state import AppState
 from dispatcher.config import Settings
 from dispatcher.deployment import Deployment
 from dispatcher.errors import ConfigError
+from dispatcher.queue.intake import WebhookIntake
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store, queues = await deployment.open(pool_size=8)
-        app.state.dispatcher = AppState(settings, store, queues, coordinator)
+        intake = WebhookIntake(queues.webhooks)
+        app.state.dispatcher = AppState(settings, store, queues, coordinator, intake)
         try:
             yield
         finally:
+            await intake.close()
             await queues.client.aclose()
             await store.close()
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from dispatcher.config import Settings
 from dispatcher.queue import Queues
+from dispatcher.queue.intake import WebhookIntake
 from dispatcher.store import Store
 
 
@@ -19,6 +20,8 @@ class AppState:
     queues: Queues
     coordinator: Any
     """The coordinator actor's handle (``await coordinator.method.remote(...)``)."""
+    intake: WebhookIntake
+    """Meta's webhook payloads, written to the webhooks stream in groups."""
 
 
 def app_state(request: Request) -> AppState:

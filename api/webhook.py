@@ -21,6 +21,7 @@ from api.openapi import Operation
 from api.schemas import WebhookQuery
 from api.state import app_state
 from dispatcher.meta.signature import verify
+from dispatcher.queue.intake import Overloaded
 
 MAX_BODY_BYTES = 4 * 2**20
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -54,7 +55,12 @@ async def receive(request: Request) -> Response:
         reason = "signed, but not a WhatsApp webhook payload (a JSON object with an entry list)"
         dlq_id = await state.queues.webhooks.keep_unreadable(body, reason)
         return json_response({"received": True, "kept": dlq_id})
-    job_id = await state.queues.webhooks.push(payload)
+    try:
+        job_id = await state.intake.push(payload)
+    except Overloaded as exc:
+        return error_response(
+            503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        )
     return json_response({"received": True, "id": job_id})
 
 
@@ -78,7 +84,7 @@ OPERATIONS = [
         ("Queued", None),
         raw_body={"application/json": {"type": "object"}},
         headers={SIGNATURE_HEADER: "sha256=HMAC-SHA256(app secret, raw body)"},
-        errors=[401, 413],
+        errors=[401, 413, 503],
         public=True,
     ),
 ]
