@@ -87,8 +87,8 @@ class Coordinator:
             await asyncio.sleep(interval_s)
 
     async def _tick(self) -> None:
-        assert self._core is not None
-        assert self._store is not None
+        if self._core is None or self._store is None:
+            raise RuntimeError("coordinator not started")
         was_active = self._core.active
         await self._core.keep_lease()
         if self._core.active and not was_active:
@@ -110,8 +110,8 @@ class Coordinator:
     async def _apply_webhooks(self) -> None:
         """Statuses are applied by the active coordinator alone: its watermark is then the
         whole deployment's, which in-doubt sends wait on."""
-        assert self._applier is not None
-        assert self._core is not None
+        if self._applier is None or self._core is None:
+            raise RuntimeError("coordinator not started")
         recovered = False
         while True:
             if not self._core.active:
@@ -184,7 +184,8 @@ class Coordinator:
     async def stats(self, instance_id: str | None = None) -> dict[str, Any]:
         """Queues, instances, portfolios and routing, for the API and the driver SDK."""
         core = await self._core_ready()
-        assert self._queues is not None
+        if self._queues is None:
+            raise RuntimeError("coordinator not started")
         queues = await self._queues.stats(instance_id)
         return {
             "uptime_s": round(time.monotonic() - self._started, 1),
@@ -219,7 +220,8 @@ class Coordinator:
     async def queue_action(self, action: str, queue: str, job_id: str | None = None) -> Any:
         """``retry_dlq``, ``clear`` or ``recover_stuck`` on the campaigns or webhooks queue."""
         core = await self._core_ready()
-        assert self._queues is not None
+        if self._queues is None:
+            raise RuntimeError("coordinator not started")
         if action == "retry_dlq":
             if queue == "campaigns":
                 return await core.retry_dead_letters(job_id)

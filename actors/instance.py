@@ -126,8 +126,8 @@ class InstanceActor:
 
     async def _detect(self, instance: Instance, token: str) -> float:
         """The number's facts from the Graph API (see :mod:`dispatcher.engine.number_facts`)."""
-        assert self._client is not None
-        assert self._store is not None
+        if self._client is None or self._store is None:
+            raise RuntimeError("instance actor not started")
         facts = await read_number_facts(self._client, self._store, instance, token)
         if facts.outage and (self._reread is None or self._reread.done()):
             # Sending goes on at the throughput on record; the read is retried aside.
@@ -136,8 +136,8 @@ class InstanceActor:
 
     async def _read_later(self, instance: Instance, token: str) -> None:
         """Read the number's facts once the Graph API is back (after a start-up outage)."""
-        assert self._client is not None
-        assert self._store is not None
+        if self._client is None or self._store is None:
+            raise RuntimeError("instance actor not started")
         facts = await keep_reading(self._client, self._store, instance, token)
         if self._worker is not None and facts.throughput_mps:
             self._worker.pacer.set_limit(float(facts.throughput_mps))
@@ -256,7 +256,8 @@ class InstanceActor:
 
     async def _health_loop(self) -> None:
         """The seed's health line: uptime, queue pending / processing / DLQ, memory."""
-        assert self._queues is not None
+        if self._queues is None:
+            raise RuntimeError("instance actor not started")
         while True:
             await asyncio.sleep(self._deployment.engine.health_interval_s)
             queue = await self._queues.campaigns.stats(self._instance_id)

@@ -96,12 +96,14 @@ OUTAGE_RETRY_AFTER_S = 5
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+    if not isinstance(exc, ApiError):
+        raise exc
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise exc
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

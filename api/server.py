@@ -9,15 +9,27 @@ from typing import Any
 import uvicorn
 
 from dispatcher.errors import ServiceError
+from dispatcher.tls import ServerTls
 
 
 class ApiServer:
-    """uvicorn serving ``app`` on ``host:port`` in a daemon thread; start() waits until up."""
+    """uvicorn serving ``app`` on ``host:port`` in a daemon thread, over HTTPS when given a
+    certificate and key; start() waits until up."""
 
-    def __init__(self, app: Any, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: Any, port: int, host: str = "127.0.0.1", tls: ServerTls | None = None
+    ) -> None:
         self.port = port
-        self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            ssl_certfile=tls.certfile if tls else None,
+            ssl_keyfile=tls.keyfile if tls else None,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="api")
 

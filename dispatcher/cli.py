@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dispatcher.api_client import api_get
 from dispatcher.config import load_settings, require
 from dispatcher.errors import DispatcherError, ServiceError
 from dispatcher.services import Services
+from dispatcher.tls import ServerTls, is_loopback
 from dispatcher.urls import redact
 
 console = Console()
@@ -66,6 +68,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     require(settings, "api_token")
+    tls = ServerTls.from_files(
+        args.ssl_certfile or settings.tls_certfile, args.ssl_keyfile or settings.tls_keyfile
+    )
+    if tls is None and not is_loopback(args.host):
+        err_console.print(
+            f"[yellow]warning:[/yellow] plain HTTP on {args.host}: the API token travels in "
+            "clear (set --ssl-certfile/--ssl-keyfile, or serve behind a TLS reverse proxy)"
+        )
     for name in ("app_secret", "verify_token"):
         try:
             require(settings, name)
@@ -86,12 +96,18 @@ def _serve(args: argparse.Namespace) -> int:
             raise ServiceError("coordinator", str(ready["error"]))
         app = create_app(settings, deployment, coordinator)
         where = f"Ray at {address}" if address else "a local Ray"
+        scheme = "https" if tls else "http"
         console.print(
-            f"API on http://{args.host}:{args.port}/api/whatsapp ({where}); Ctrl-C stops it"
+            f"API on {scheme}://{args.host}:{args.port}/api/whatsapp ({where}); Ctrl-C stops it"
         )
         # uvicorn handles Ctrl-C itself: it stops accepting, finishes requests, and returns.
         uvicorn.run(
-            app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning"
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info" if args.verbose else "warning",
+            ssl_certfile=tls.certfile if tls else None,
+            ssl_keyfile=tls.keyfile if tls else None,
         )
     finally:
         if started_ray:
@@ -109,38 +125,13 @@ def _stats(args: argparse.Namespace) -> int:
     if args.ray_address:
         stats = _stats_from_ray(args.ray_address, args.instance)
     else:
-        stats = _stats_from_api(args.api_url, args.instance)
+        stats = _stats_from_api(args.api_url, args.instance, args.ca_file)
     _print_stats(stats)
     return 0
 
 
-def _stats_from_api(url: str, instance: str | None) -> dict[str, Any]:
-    return _api_get(url, "/queue/stats", {"instanceId": instance} if instance else {})
-
-
-def _api_get(url: str, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """GET ``/api/whatsapp{path}`` with the bearer token; a failure is one ServiceError."""
-    import httpx
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    token = os.environ.get("DISPATCHER_API_TOKEN") or require(load_settings(), "api_token")
-    try:
-        response = httpx.get(
-            f"{url.rstrip('/')}/api/whatsapp{path}",
-            params=dict(params or {}),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-    except httpx.HTTPError as exc:
-        raise ServiceError("api", f"{url}: {type(exc).__name__}") from None
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.reason_phrase
-        raise ServiceError("api", f"HTTP {response.status_code}: {message}")
-    result: dict[str, Any] = response.json()
-    return result
+def _stats_from_api(url: str, instance: str | None, ca_file: Path | None) -> dict[str, Any]:
+    return api_get(url, "/queue/stats", {"instanceId": instance} if instance else {}, ca_file)
 
 
 _CAMPAIGN_COUNTERS = (
@@ -159,7 +150,7 @@ _CAMPAIGN_COUNTERS = (
 
 def _campaign(args: argparse.Namespace) -> int:
     """One campaign's status and counters, from the API."""
-    shown = _api_get(args.api_url, f"/campaigns/{args.campaign_id}")
+    shown = api_get(args.api_url, f"/campaigns/{args.campaign_id}", ca_file=args.ca_file)
     table = Table(title=f"Campaign '{shown['name']}' ({shown['id']}): {shown['status']}")
     table.add_column("counter")
     table.add_column("rows", justify="right")
@@ -286,6 +277,14 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _ca_file_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ca-file",
+        type=Path,
+        help="trust the API's certificate through this CA bundle (default: DISPATCHER_CA_FILE)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dispatcher", description="WhatsApp campaign dispatcher on Ray"
@@ -311,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
+        "--ssl-certfile",
+        type=Path,
+        help="serve HTTPS with this certificate chain (default: DISPATCHER_TLS_CERTFILE)",
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        type=Path,
+        help="the certificate's private key (default: DISPATCHER_TLS_KEYFILE)",
+    )
+    serve.add_argument(
         "--ray-address", default=None, help="join this Ray cluster (default: start a local one)"
     )
     serve.set_defaults(run=_serve)
@@ -324,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--ray-address", help="read them from the coordinator on this cluster")
     stats.add_argument("--instance", help="only this instance id")
+    _ca_file_argument(stats)
     stats.set_defaults(run=_stats)
 
     campaign = commands.add_parser("campaign", help="show a campaign's status and counters")
@@ -333,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="http://127.0.0.1:8080",
         help="read it from this API (bearer token: DISPATCHER_API_TOKEN)",
     )
+    _ca_file_argument(campaign)
     campaign.set_defaults(run=_campaign)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
@@ -355,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except DispatcherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     except Exception as exc:
         # Ray's own errors (a coordinator that died, a timeout) are not ours, yet a user

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     unreadable_limit: MessagingTier = MessagingTier.TIER_250
     """The messaging limit assumed for a portfolio whose limit the Graph API would not give
     (logged as an error and shown in stats, never silent)."""
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    """``dispatcher serve`` answers HTTPS with this certificate (chain) and key when set."""
+    ca_file: Path | None = None
+    """CA bundle the CLI trusts for the API's certificate (a private CA, a self-signed one)."""
+
+    @field_validator("tls_certfile", "tls_keyfile", "ca_file", mode="before")
+    @classmethod
+    def _no_path(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("unreadable_limit", mode="before")
     @classmethod

@@ -59,7 +59,8 @@ async def register_instance(
     if instance.status is not InstanceStatus.ACTIVE:
         await store.instances.set_status(instance.id, InstanceStatus.ACTIVE)
         refreshed = await store.instances.get(instance.id)
-        assert refreshed is not None
+        if refreshed is None:
+            raise NotFoundError("instance", instance.id)
         instance = refreshed
     return instance
 
@@ -87,7 +88,8 @@ async def create_campaign(
         await store.campaigns.discard(campaign.id)
         raise
     refreshed = await store.campaigns.get(campaign.id)
-    assert refreshed is not None
+    if refreshed is None:
+        raise NotFoundError("campaign", campaign.id)
     return refreshed
 
 

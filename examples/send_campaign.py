@@ -19,8 +19,8 @@ from dispatcher.sdk import Dispatcher
 
 SANDBOX = SandboxConfig(
     numbers=[
-        NumberConfig(phone_number_id="4001", token="example-4001", business_id="example-biz"),
-        NumberConfig(phone_number_id="4002", token="example-4002", business_id="example-biz"),
+        NumberConfig(phone_number_id="4001", token="example-4001", business_id="example-biz"),  # noqa: S106 - sandbox
+        NumberConfig(phone_number_id="4002", token="example-4002", business_id="example-biz"),  # noqa: S106 - sandbox
     ],
     portfolios=[PortfolioConfig(business_id="example-biz", messaging_tier=MessagingTier.TIER_10K)],
 )

@@ -35,7 +35,7 @@ def unthrottled_config() -> SandboxConfig:
         numbers=[
             NumberConfig(
                 phone_number_id="9001",
-                token="bench-token",
+                token="bench-token",  # noqa: S106 - a sandbox number's made-up token
                 business_id="bench-biz",
                 throughput_mps=10_000_000,
             )
@@ -119,5 +119,6 @@ def run(console: Console) -> None:
 
 def _child_pid(sandbox: SandboxProcess) -> int:
     process = sandbox._process
-    assert process is not None
+    if process is None:
+        raise RuntimeError("sandbox not started")
     return process.pid

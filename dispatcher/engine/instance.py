@@ -241,7 +241,8 @@ class InstanceWorker:
             )
 
     def _callback_tag(self) -> CallbackTag:
-        assert self._tag is not None, "run() reads the tag before any batch"
+        if self._tag is None:
+            raise RuntimeError("run() reads the tag before any batch")
         return self._tag
 
     def stop(self) -> None:
@@ -438,7 +439,8 @@ class InstanceWorker:
         return not self.fenced and self._clock() - self._confirmed_at <= self.config.epoch_lease_s
 
     async def _epoch_current(self) -> bool:
-        assert self.epoch is not None
+        if self.epoch is None:
+            raise RuntimeError("the epoch is checked before it is claimed")
         current = await self._store.epochs.current(self.instance_id, self.epoch)
         if current:
             self._confirmed_at = self._clock()
@@ -500,7 +502,8 @@ class InstanceWorker:
     async def _give_back(self) -> None:
         """The number cannot send: its unsent work goes back to pending for other numbers."""
         error = self.pipeline.halted
-        assert error is not None
+        if error is None:
+            raise RuntimeError("work given back from a number that is not halted")
         unsent = self.pipeline.take_unsent()
         ids = [m.recipient_id for m in unsent]
         requeued = (

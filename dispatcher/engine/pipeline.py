@@ -308,13 +308,15 @@ class SendPipeline:
         if action is Action.RETRY_NOW:
             self._ready.appendleft(message)
         elif action is Action.RETRY_AFTER:
-            assert decision.delay_s is not None
+            if decision.delay_s is None:
+                raise RuntimeError("RETRY_AFTER without a delay")
             if rule.error_class is not ErrorClass.THROTTLE:
                 message.previous_delay_s = decision.delay_s
                 self.stats.retried += 1
             self._delay(message, decision.delay_s)
         elif action is Action.PAUSE_NUMBER:
-            assert decision.delay_s is not None
+            if decision.delay_s is None:
+                raise RuntimeError("PAUSE_NUMBER without a delay")
             if self.paused_until <= self._clock():
                 log.warning(
                     "instance %s paused %.0fs: %s", self.phone_number_id, decision.delay_s, error

@@ -52,7 +52,7 @@ class WebhookConfig(_Model):
     """Status callbacks: where, signed with what, and after which delays."""
 
     url: str | None = None
-    app_secret: str = "sandbox-app-secret"
+    app_secret: str = "sandbox-app-secret"  # noqa: S105 - the simulator's stand-in secret
     sent_delay_s: float = Field(default=0.05, ge=0)
     delivered_delay_s: float = Field(default=0.2, ge=0)
     read_delay_s: float = Field(default=0.5, ge=0)
@@ -112,21 +112,21 @@ def demo_config(webhook_url: str | None = None) -> SandboxConfig:
         numbers=[
             NumberConfig(
                 phone_number_id="1001",
-                token="sandbox-token-1001",
+                token="sandbox-token-1001",  # noqa: S106 - the simulator\'s made-up token
                 business_id="biz-small",
                 display_phone_number="15550001001",
                 throughput_mps=80,
             ),
             NumberConfig(
                 phone_number_id="1002",
-                token="sandbox-token-1002",
+                token="sandbox-token-1002",  # noqa: S106 - the simulator\'s made-up token
                 business_id="biz-small",
                 display_phone_number="15550001002",
                 throughput_mps=80,
             ),
             NumberConfig(
                 phone_number_id="2001",
-                token="sandbox-token-2001",
+                token="sandbox-token-2001",  # noqa: S106 - the simulator\'s made-up token
                 business_id="biz-large",
                 display_phone_number="15550002001",
                 throughput_mps=1000,

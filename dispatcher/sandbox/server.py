@@ -68,7 +68,7 @@ class SandboxProcess:
         os.close(handle)
         self._config_file = Path(name)
         self._config_file.write_text(self.config.model_dump_json())
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our interpreter, a fixed argv
             [
                 sys.executable,
                 "-m",

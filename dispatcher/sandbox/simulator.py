@@ -104,7 +104,7 @@ class Simulator:
         self._base_clock = clock
         self.clock_offset_s = 0.0
         self._wall_clock = wall_clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - simulated faults, not secrets
         self._wamid_prefix = base64.urlsafe_b64encode(os.urandom(6)).decode()
         self._wamid_seq = itertools.count(1)
         self.faults = Faults()

@@ -107,7 +107,7 @@ class WebhookSender:
         self._audit = audit
         self._clock = clock
         self._wall = wall_clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - simulated delays, not secrets
         self._heap: list[tuple[float, int, str, dict[str, Any]]] = []
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
@@ -324,7 +324,8 @@ class WebhookSender:
         self._gave_up(count)
 
     async def _try(self, body: bytes, count: int) -> bool:
-        assert self.config.url is not None
+        if self.config.url is None:
+            raise RuntimeError("webhook delivery without a URL")
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)

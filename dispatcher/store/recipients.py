@@ -25,6 +25,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatcher.errors import StoreError
 from dispatcher.store.ingest import ingest
 from dispatcher.store.models import (
     Claim,
@@ -209,7 +210,8 @@ class Recipients:
             instance_id,
             epoch,
         )
-        assert row is not None
+        if row is None:
+            raise StoreError("claim", claim_id, "hand-over returned no row")
         return HandOver(
             fenced=not row["ok"],
             moved=list(row["moved"]),

@@ -17,6 +17,8 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatcher.errors import StoreError
+
 
 class Recovery:
     """The queue markers and the row moves of a rebuild; each one round trip."""
@@ -66,7 +68,8 @@ class Recovery:
                 """,
                 queue_prefix,
             )
-        assert lost_at is not None
+        if lost_at is None:
+            raise StoreError("queue marker", queue_prefix, "loss not recorded")
         return lost_at
 
     async def lost_at(self, queue_prefix: str) -> datetime | None:

@@ -189,11 +189,12 @@ async def test_one_coordinator_holds_the_lease_and_fences_the_other(
 # -- in doubt now: marked only when nobody holds the row, cleared when it leaves 'sending' --
 
 
-async def _age(store: Store, ids: list[int], by: str = "1 hour") -> None:
+async def _age(store: Store, ids: list[int], by: timedelta = timedelta(hours=1)) -> None:
     await store.pool.execute(
         "UPDATE whatsapp_campaign_recipients "
-        f"SET updated_at = now() - interval '{by}' WHERE id = ANY($1::bigint[])",
+        "SET updated_at = now() - $2::interval WHERE id = ANY($1::bigint[])",
         ids,
+        by,
     )
 
 
