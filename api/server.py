@@ -17,7 +17,10 @@ class ApiServer:
     def __init__(self, app: Any, port: int, host: str = "127.0.0.1") -> None:
         self.port = port
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        # access_log=False: uvicorn's line carries the query string; api.access_log logs instead.
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="api")
 

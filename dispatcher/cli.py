@@ -70,7 +70,10 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             require(settings, name)
         except DispatcherError as exc:
-            err_console.print(f"[yellow]warning:[/yellow] {exc}: Meta's webhooks are refused")
+            err_console.print(
+                f"[yellow]warning:[/yellow] {exc}: Meta's webhooks are refused "
+                "and /readyz answers 503"
+            )
     address = args.ray_address or settings.ray_address or None
     services = Services(settings)
     started_ray = False
@@ -78,7 +81,11 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         deployment = Deployment.from_settings(settings, services.start())
         if not ray.is_initialized():
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            # -v logs at debug level in the actors too (their log files, not this terminal).
+            debug = ray.LoggingConfig(log_level="DEBUG") if args.verbose else None
+            ray.init(
+                address=address, namespace=NAMESPACE, log_to_driver=False, logging_config=debug
+            )
             started_ray = address is None
         coordinator = coordinator_handle(deployment)
         ready = ray.get(coordinator.ping.remote())
@@ -90,8 +97,14 @@ def _serve(args: argparse.Namespace) -> int:
             f"API on http://{args.host}:{args.port}/api/whatsapp ({where}); Ctrl-C stops it"
         )
         # uvicorn handles Ctrl-C itself: it stops accepting, finishes requests, and returns.
+        # uvicorn's access log carries query strings (Meta's verify token): api.access_log
+        # writes one without them, at debug level (-v).
         uvicorn.run(
-            app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning"
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info" if args.verbose else "warning",
+            access_log=False,
         )
     finally:
         if started_ray:
@@ -132,7 +145,7 @@ def _api_get(url: str, path: str, params: Mapping[str, str] | None = None) -> di
             timeout=10,
         )
     except httpx.HTTPError as exc:
-        raise ServiceError("api", f"{url}: {type(exc).__name__}") from None
+        raise ServiceError("api", f"{redact(url)}: {type(exc).__name__}") from None
     if response.status_code != 200:
         try:
             message = response.json()["error"]["message"]
