@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
@@ -80,12 +81,10 @@ def _serve(args: argparse.Namespace) -> int:
     coordinator: Any = None
     try:
         deployment = Deployment.from_settings(settings, services.start())
+        if args.verbose:  # the actors log at debug level too (their Ray log files)
+            deployment = replace(deployment, log_level="DEBUG")
         if not ray.is_initialized():
-            # -v logs at debug level in the actors too (their log files, not this terminal).
-            debug = ray.LoggingConfig(log_level="DEBUG") if args.verbose else None
-            ray.init(
-                address=address, namespace=NAMESPACE, log_to_driver=False, logging_config=debug
-            )
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
             started_ray = address is None
         coordinator = coordinator_handle(deployment)
         ready = ray.get(coordinator.ping.remote())
