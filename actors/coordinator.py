@@ -34,7 +34,9 @@ class Coordinator:
     """See the module docstring. Every remote method waits until the connections are open."""
 
     def __init__(self, deployment: Deployment) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=deployment.log_level, format="%(levelname)s %(name)s: %(message)s"
+        )
         self._deployment = deployment
         self._ready = asyncio.Event()
         self._failure: str | None = None

@@ -43,7 +43,9 @@ class InstanceActor:
     """Sends one number's messages; see the module docstring."""
 
     def __init__(self, deployment: Deployment, instance_id: str) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=deployment.log_level, format="%(levelname)s %(name)s: %(message)s"
+        )
         self._deployment = deployment
         self._instance_id = UUID(instance_id)
         self._worker: InstanceWorker | None = None

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import campaigns, health, instances, queue, recipients, suppressions, webhook
+from api.access_log import AccessLog
 from api.errors import error_response, exception_handlers
 from api.openapi import Operation, openapi_route, operation_routes
 from api.state import AppState
@@ -97,7 +98,7 @@ def create_app(
             openapi_route(OPERATIONS, title=TITLE, version=VERSION),
             *(routes or []),
         ],
-        middleware=[Middleware(BearerAuth, token=token)],
+        middleware=[Middleware(AccessLog), Middleware(BearerAuth, token=token)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, Redis and Ray answer)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, Redis and Ray answer, and
+Meta's webhook can be accepted)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from api.errors import error_response, json_response
 from api.openapi import Operation
 from api.schemas import Health, Readiness
 from api.state import app_state
+from dispatcher.config import Settings, require
+from dispatcher.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,24 @@ async def readyz(request: Request) -> Response:
         _check("redis", state.queues.client.ping()),
         _check("ray", _coordinator_ready(state.coordinator)),
     )
-    results = dict(checks)
+    results = {**dict(checks), "webhook": _webhook_configured(state.settings)}
     failed = [name for name, result in results.items() if result != "ok"]
     if failed:
-        return error_response(503, "not_ready", f"not ready: {', '.join(failed)}", results)
+        reasons = "; ".join(f"{name} ({results[name]})" for name in failed)
+        return error_response(503, "not_ready", f"not ready: {reasons}", results)
     return json_response(Readiness(status="ready", checks=results).model_dump())
+
+
+def _webhook_configured(settings: Settings) -> str:
+    """Without an app secret every status webhook is refused, without a verify token Meta
+    cannot subscribe: a dispatcher that would lose its statuses is not ready."""
+    missing = []
+    for name in ("app_secret", "verify_token"):
+        try:
+            require(settings, name)
+        except ConfigError as exc:
+            missing.append(exc.setting)
+    return f"error: {', '.join(missing)} not configured" if missing else "ok"
 
 
 async def _coordinator_ready(coordinator: Any) -> None:
@@ -62,7 +78,8 @@ OPERATIONS = [
         "GET",
         "/readyz",
         readyz,
-        "Readiness: Postgres (SELECT 1), Redis (PING) and the coordinator (ping)",
+        "Readiness: Postgres (SELECT 1), Redis (PING), the coordinator (ping), and the webhook's "
+        "app secret and verify token configured",
         ("Ready", Readiness),
         public=True,
         root=True,

@@ -21,11 +21,13 @@ class ApiServer:
     ) -> None:
         self.port = port
         self.url = f"{'https' if tls else 'http'}://{host}:{port}"
+        # access_log=False: uvicorn's line carries the query string; api.access_log logs instead.
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level="warning",
+            access_log=False,
             lifespan="on",
             ssl_certfile=tls.certfile if tls else None,
             ssl_keyfile=tls.keyfile if tls else None,

@@ -20,7 +20,7 @@ from api.errors import error_response, json_response
 from api.openapi import Operation
 from api.schemas import WebhookQuery
 from api.state import app_state
-from dispatcher.meta.signature import verify
+from dispatcher.meta.signature import PREFIX, verify
 from dispatcher.queue.intake import Overloaded
 
 MAX_BODY_BYTES = 4 * 2**20
@@ -43,10 +43,19 @@ async def verify_subscription(request: Request) -> Response:
 async def receive(request: Request) -> Response:
     """``POST``: check ``X-Hub-Signature-256`` against the raw body, then queue durably."""
     state = app_state(request)
-    body = await read_body(request, MAX_BODY_BYTES)
     secret = state.settings.app_secret.get_secret_value()
-    if not verify(secret, body, request.headers.get(SIGNATURE_HEADER)):
-        return error_response(401, "bad_signature", f"missing or invalid {SIGNATURE_HEADER}")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    # Refused before the body is read: an unsigned request (or any request, when no app
+    # secret is configured) must not make us buffer up to MAX_BODY_BYTES first.
+    if not secret:
+        return error_response(
+            401, "webhook_not_configured", "no app secret is configured (WHATSAPP_APP_SECRET)"
+        )
+    if not signature or not signature.startswith(PREFIX):
+        return error_response(401, "bad_signature", f"missing or malformed {SIGNATURE_HEADER}")
+    body = await read_body(request, MAX_BODY_BYTES)
+    if not verify(secret, body, signature):
+        return error_response(401, "bad_signature", f"invalid {SIGNATURE_HEADER}")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -56,7 +65,7 @@ async def receive(request: Request) -> Response:
         dlq_id = await state.queues.webhooks.keep_unreadable(body, reason)
         return json_response({"received": True, "kept": dlq_id})
     try:
-        job_id = await state.intake.push(payload)
+        job_id = await state.intake.push(body)  # checked JSON: stored as it came
     except Overloaded as exc:
         return error_response(
             503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)}

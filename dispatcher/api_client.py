@@ -14,6 +14,7 @@ import httpx
 from dispatcher.config import load_settings, require
 from dispatcher.errors import ServiceError
 from dispatcher.tls import client_verify
+from dispatcher.urls import redact
 
 
 def api_get(
@@ -38,7 +39,7 @@ def api_get(
             verify=verify,
         )
     except httpx.HTTPError as exc:
-        raise ServiceError("api", f"{url}: {_failure(exc)}") from None
+        raise ServiceError("api", f"{redact(url)}: {_failure(exc)}") from None
     if response.status_code != 200:
         try:
             message = response.json()["error"]["message"]

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,18 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             require(settings, name)
         except DispatcherError as exc:
-            err_console.print(f"[yellow]warning:[/yellow] {exc}: Meta's webhooks are refused")
+            err_console.print(
+                f"[yellow]warning:[/yellow] {exc}: Meta's webhooks are refused "
+                "and /readyz answers 503"
+            )
     address = args.ray_address or settings.ray_address or None
     services = Services(settings)
     started_ray = False
     coordinator: Any = None
     try:
         deployment = Deployment.from_settings(settings, services.start())
+        if args.verbose:  # the actors log at debug level too (their Ray log files)
+            deployment = replace(deployment, log_level="DEBUG")
         if not ray.is_initialized():
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
             started_ray = address is None
@@ -101,6 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"API on {scheme}://{args.host}:{args.port}/api/whatsapp ({where}); Ctrl-C stops it"
         )
         # uvicorn handles Ctrl-C itself: it stops accepting, finishes requests, and returns.
+        # uvicorn's access log carries query strings (Meta's verify token): api.access_log
+        # writes one without them, at debug level (-v).
         uvicorn.run(
             app,
             host=args.host,
@@ -108,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level="info" if args.verbose else "warning",
             ssl_certfile=tls.certfile if tls else None,
             ssl_keyfile=tls.keyfile if tls else None,
+            access_log=False,
         )
     finally:
         if started_ray:

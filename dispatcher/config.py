@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dispatcher.errors import ConfigError
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.store.models import InDoubtPolicy
+from dispatcher.urls import redact
+
+URL_FIELDS = frozenset({"database_url", "redis_url", "graph_url"})
 
 
 class Settings(BaseSettings):
@@ -51,6 +56,11 @@ class Settings(BaseSettings):
     @classmethod
     def _no_path(cls, value: object) -> object:
         return None if value == "" else value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Secrets are SecretStr already; the service URLs may carry a password too.
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name in URL_FIELDS and isinstance(value, str) else value
 
     @field_validator("unreadable_limit", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from dispatcher.meta.tiers import MessagingTier
 from dispatcher.sandbox.config import NumberConfig, PortfolioConfig, SandboxConfig, WebhookConfig
 from dispatcher.sandbox.server import SandboxProcess, free_port
 from dispatcher.store.models import Campaign
+from dispatcher.urls import redact
 
 TEMPLATE = {
     "name": "campaign_promo",
@@ -103,8 +104,8 @@ def run_demo(settings: Settings, recipients: int, numbers: int, console: Console
         dispatcher = Dispatcher.connect(settings=settings)
         api: ApiServer | None = None
         try:
-            console.print(f"  Redis          {dispatcher.deployment.redis_url}")
-            console.print(f"  Postgres       {_redacted(dispatcher.deployment.database_url)}")
+            console.print(f"  Redis          {redact(dispatcher.deployment.redis_url)}")
+            console.print(f"  Postgres       {redact(dispatcher.deployment.database_url)}")
             api = ApiServer(
                 create_app(settings, dispatcher.deployment, dispatcher.coordinator), api_port
             ).start()
@@ -244,9 +245,3 @@ def _dashboard(url: str | None) -> str:
     if not url:
         return "not running (install ray[default])"
     return url if url.startswith("http") else f"http://{url}"
-
-
-def _redacted(url: str) -> str:
-    from dispatcher.urls import redact
-
-    return redact(url)

@@ -14,12 +14,13 @@ from dispatcher.queue.connection import connect_redis
 from dispatcher.queue.streams import DEFAULT_PREFIX
 from dispatcher.services import ServiceUrls
 from dispatcher.store import Store
+from dispatcher.urls import redact
 
 NAMESPACE = "whatsapp-dispatcher"
 COORDINATOR_NAME = "coordinator"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Deployment:
     database_url: str
     redis_url: str
@@ -28,6 +29,17 @@ class Deployment:
     queue_prefix: str = DEFAULT_PREFIX
     namespace: str = NAMESPACE
     engine: EngineConfig = field(default_factory=EngineConfig)
+    log_level: str = "INFO"
+    """Of the actors' own logs (their Ray log files); ``dispatcher -v serve`` sets DEBUG."""
+
+    def __repr__(self) -> str:
+        # Shown in logs and tracebacks: the service URLs without their passwords.
+        return (
+            f"Deployment(database_url={redact(self.database_url)!r}, "
+            f"redis_url={redact(self.redis_url)!r}, graph_url={self.graph_url!r}, "
+            f"api_version={self.api_version!r}, queue_prefix={self.queue_prefix!r}, "
+            f"namespace={self.namespace!r}, log_level={self.log_level!r})"
+        )
 
     @classmethod
     def from_settings(

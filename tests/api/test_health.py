@@ -11,12 +11,14 @@ async def test_healthz_is_public(anonymous: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_checks_postgres_redis_and_ray(anonymous: httpx.AsyncClient) -> None:
+async def test_readyz_checks_postgres_redis_ray_and_the_webhook_secrets(
+    anonymous: httpx.AsyncClient,
+) -> None:
     response = await anonymous.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ready",
-        "checks": {"postgres": "ok", "redis": "ok", "ray": "ok"},
+        "checks": {"postgres": "ok", "redis": "ok", "ray": "ok", "webhook": "ok"},
     }
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -95,6 +95,9 @@ class ServeProcess:
         redis_url: str,
         graph_url: str,
         ray_address: str | None = None,
+        *,
+        verbose: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.label = label
         self.port = port
@@ -103,6 +106,7 @@ class ServeProcess:
         self.ray_tmp = root / f"r-{uuid.uuid4().hex[:6]}"
         self.log_path = root / f"serve-{label}.log"
         self._ray_address = ray_address
+        self._verbose = verbose
         self._env = {
             key: value
             for key, value in os.environ.items()
@@ -125,6 +129,7 @@ class ServeProcess:
                 "RAY_health_check_timeout_ms": "20000",
                 "RAY_health_check_failure_threshold": "10",
                 "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "15",
+                **(env or {}),
             }
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -134,7 +139,16 @@ class ServeProcess:
 
     def start(self) -> None:
         self.ray_tmp.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "dispatcher.cli", "serve", "--port", str(self.port)]
+        verbose = ["-v"] if self._verbose else []
+        command = [
+            sys.executable,
+            "-m",
+            "dispatcher.cli",
+            *verbose,
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         if self._ray_address:
             command += ["--ray-address", self._ray_address]
         with self.log_path.open("ab") as log:
@@ -180,6 +194,16 @@ class ServeProcess:
 
     def owns(self, pid: int) -> bool:
         return pid in self.processes()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Ctrl-C, as an operator stops it (logs flushed, Ray shut down); whatever of our
+        tree is still there after ``timeout_s`` is killed."""
+        if self.process is not None and self.process.poll() is None:
+            self.processes()
+            self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout_s)
+        self.kill()
 
     def kill(self) -> int:
         """SIGKILL the serve and all of its Ray at once, as a power cut would."""
