@@ -313,7 +313,7 @@ class InstanceWorker:
         batch = Batch.from_json(job.batch)
         ids = [item.recipient_id for item in batch.items]
         status = await self._store.campaigns.status(batch.campaign_id)
-        # Before any row moves: a failed read leaves the batch on the stream, untouched.
+        # Before any row moves: a failed read leaves them untouched, the start tried again.
         template = await self.templates.get(batch.campaign_id)
         # Fenced first, even for a held campaign: rows an earlier sender left ``sending``
         # (maybe accepted by Meta) are marked in doubt, never given back to be sent again.
