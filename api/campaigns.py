@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from api.bodies import parse_json
 from api.errors import ApiError, json_response
+from api.message_limits import check_campaign
 from api.openapi import Endpoint, Operation
 from api.remote import call
 from api.schemas import CampaignIn, CampaignOut
@@ -62,10 +63,12 @@ async def create_campaign(request: Request) -> Response:
             f"instance_ids: no instance {missing[0]}",
             {"instance_ids": missing},
         )
+    template = given.template.model_dump(mode="json")
+    check_campaign(template, given.recipients)
     campaign = await operations.create_campaign(
         state.store,
         name=given.name,
-        template=given.template.model_dump(mode="json"),
+        template=template,
         instance_ids=given.instance_ids,
         recipients=(recipient.new() for recipient in given.recipients),
         scheduled_at=given.scheduled_at,

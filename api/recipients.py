@@ -13,10 +13,13 @@ from starlette.responses import Response
 from api.bodies import media_type, parse_query, reject_nul
 from api.campaigns import campaign_or_404
 from api.errors import ApiError, json_response, validation_details
+from api.message_limits import message_problem
 from api.openapi import Operation
 from api.schemas import Appended, RecipientIn, RecipientOut, RecipientPage, RecipientsQuery
 from api.state import app_state
+from dispatcher.engine.batch import template_from_json
 from dispatcher.errors import CampaignFinishedError
+from dispatcher.meta.messages import Template
 from dispatcher.recipient_files import (
     MEDIA_TYPES,
     RecipientFormat,
@@ -29,21 +32,28 @@ from dispatcher.store.models import NewRecipient
 log = logging.getLogger(__name__)
 
 
-async def _recipients(request: Request, fmt: RecipientFormat) -> AsyncIterator[NewRecipient]:
-    """Validated recipients as the body streams in; a bad line stops the whole ingest."""
+async def _recipients(
+    request: Request, fmt: RecipientFormat, template: Template
+) -> AsyncIterator[NewRecipient]:
+    """Validated recipients as the body streams in; a bad line stops the whole ingest, and
+    so does one whose message would break Meta's limits."""
     async for line, record in records(request.stream(), fmt):
         try:
             reject_nul(record)
         except ApiError as exc:
             raise RecipientLineError(line, exc.message) from None
         try:
-            yield RecipientIn.model_validate(record).new()
+            recipient = RecipientIn.model_validate(record)
         except ValidationError as exc:
             details = validation_details(exc)
             where = ".".join(details[0]["loc"]) if details else ""
             raise RecipientLineError(
                 line, f"{where}: {details[0]['msg']}" if where else details[0]["msg"]
             ) from None
+        problem = message_problem(template, recipient.variables)
+        if problem is not None:
+            raise RecipientLineError(line, f"variables: {problem}")
+        yield recipient.new()
 
 
 async def append_recipients(request: Request) -> Response:
@@ -62,7 +72,10 @@ async def append_recipients(request: Request) -> Response:
     if campaign.status in FINAL:
         raise _finished(campaign.status.value)
     try:
-        added = await state.store.recipients.ingest(campaign_id, _recipients(request, fmt))
+        template = template_from_json(campaign.template)
+        added = await state.store.recipients.ingest(
+            campaign_id, _recipients(request, fmt, template)
+        )
     except RecipientLineError as exc:
         raise ApiError(
             422, "invalid_line", str(exc), {"line": exc.line, "problem": exc.problem}

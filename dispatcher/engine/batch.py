@@ -1,4 +1,11 @@
-"""The batch format on an instance's stream: what the coordinator routes, what an actor sends."""
+"""The batch format on an instance's stream: what the coordinator routes, what an actor sends.
+
+A batch carries recipients only (ids, addresses, variables, attempts), never the template: a
+campaign's template (its components may be megabytes) lives once, in Postgres, and each
+instance actor reads it once per campaign (:mod:`dispatcher.engine.templates`). So a batch
+stays small whatever the template, and a batch rebuilt or reclaimed after Redis lost its
+data finds its template where it always was.
+"""
 
 from __future__ import annotations
 
@@ -23,51 +30,40 @@ class BatchItem:
 class Batch:
     campaign_id: UUID
     claim_id: int
-    template: Template
     items: list[BatchItem]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "campaign_id": str(self.campaign_id),
             "claim_id": self.claim_id,
-            "template": {
-                "name": self.template.name,
-                "language": self.template.language,
-                "components": list(self.template.components),
-            },
             "items": [[i.recipient_id, i.address, i.variables, i.attempts] for i in self.items],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Batch:
-        template = data["template"]
+        # A batch routed before the template left it still has a "template": ignored, the
+        # campaign's own (the same, templates never change) is read from Postgres.
         return cls(
             campaign_id=UUID(data["campaign_id"]),
             claim_id=int(data["claim_id"]),
-            template=Template(
-                template["name"], template["language"], tuple(template.get("components") or ())
-            ),
             items=[BatchItem(int(r), str(a), v, int(n)) for r, a, v, n in data["items"]],
         )
 
     @classmethod
-    def from_claim(
-        cls, claim: Claim, template: Template, recipients: list[ClaimedRecipient]
-    ) -> Batch:
+    def from_claim(cls, claim: Claim, recipients: list[ClaimedRecipient]) -> Batch:
         return cls(
             campaign_id=claim.campaign_id,
             claim_id=claim.claim_id,
-            template=template,
             items=[BatchItem(r.id, r.address, r.variables, r.attempts) for r in recipients],
         )
 
-    def body(self, item: BatchItem, tag: CallbackTag) -> bytes:
-        """The send body; the recipient's id rides in ``biz_opaque_callback_data``, tagged,
-        so its status webhook can be matched even when the send's answer was lost, and no
-        other sender's callback data can pass for it."""
-        return template_body(
-            item.address, self.template, item.variables, tag.make(item.recipient_id)
-        )
+
+def send_body(template: Template, item: BatchItem, tag: CallbackTag) -> bytes:
+    """The send body of one item; the recipient's id rides in ``biz_opaque_callback_data``,
+    tagged, so its status webhook can be matched even when the send's answer was lost, and
+    no other sender's callback data can pass for it. Raises
+    :class:`~dispatcher.meta.render.RenderLimitError` for a message Meta's limits refuse."""
+    return template_body(item.address, template, item.variables, tag.make(item.recipient_id))
 
 
 def template_from_json(data: dict[str, Any]) -> Template:

@@ -84,6 +84,11 @@ class EngineConfig:
     maintenance_pause_s: float = 60.0
     """131057 (number in maintenance, e.g. its throughput upgrade): Meta takes the number off
     the platform for up to a minute; it sends nothing for this long, fails nothing."""
+    template_cache_campaigns: int = 64
+    """Campaign templates an instance actor keeps (batches carry none: it reads a campaign's
+    template from Postgres once, then from memory)."""
+    template_cache_bytes: int = 32 * 2**20
+    """...and about how many bytes of them (a template's components may be megabytes)."""
     transport: TransportKind = TransportKind.AIOHTTP
     pool: PoolConfig = field(default_factory=PoolConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)

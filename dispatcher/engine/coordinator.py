@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from dispatcher.engine.batch import Batch, template_from_json
+from dispatcher.engine.batch import Batch
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.dead_letters import give_back_reclaimed, retry_dead_letters
 from dispatcher.engine.lease import LeaseKeeper
@@ -356,7 +356,6 @@ class CoordinatorCore:
         return depths
 
     async def _route(self, campaign: Campaign, depth: dict[UUID, int]) -> None:
-        template = template_from_json(campaign.template)
         candidates = []
         for instance_id in campaign.instance_ids:
             instance = await self._instance(instance_id)
@@ -407,7 +406,7 @@ class CoordinatorCore:
                 admitted = [by_address[a] for a in reservation.admitted]
                 if not admitted:
                     break
-                batch = Batch.from_claim(claim, template, admitted)
+                batch = Batch.from_claim(claim, admitted)
                 await self._queue.enqueue(instance.id, batch.to_json())
                 depth[instance.id] = depth.get(instance.id, 0) + 1
                 self.routed_batches += 1

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from dispatcher.engine.batch import Batch, BatchItem
+from dispatcher.engine.batch import Batch, BatchItem, send_body
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.pacing import Pacer
 from dispatcher.engine.pipeline import (
@@ -32,9 +32,12 @@ from dispatcher.engine.pipeline import (
     SendPipeline,
     Suppress,
 )
+from dispatcher.engine.templates import TemplateCache
 from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.client import MetaClient
 from dispatcher.meta.error_codes import ErrorClass
+from dispatcher.meta.messages import Template
+from dispatcher.meta.render import RenderLimitError
 from dispatcher.policies.backoff import Backoff
 from dispatcher.queue.streams import Job, WorkQueue
 from dispatcher.store import Store
@@ -57,14 +60,29 @@ class HeldJob:
     reason: str = ""
 
 
-def _message(job: Job, batch: Batch, item: BatchItem, tag: CallbackTag) -> OutgoingMessage:
+def _message(
+    job: Job, batch: Batch, template: Template, item: BatchItem, tag: CallbackTag
+) -> OutgoingMessage:
     return OutgoingMessage(
         item.recipient_id,
         job.job_id,
         item.address,
-        batch.body(item, tag),
+        send_body(template, item, tag),
         item.attempts,
         campaign_id=batch.campaign_id,
+    )
+
+
+def _unsendable(item: BatchItem, instance_id: UUID, error: RenderLimitError) -> SendResult:
+    """A recipient whose own message breaks Meta's limits fails alone, never sent."""
+    return SendResult(
+        item.recipient_id,
+        SendOutcome.FAILED,
+        datetime.now(UTC),
+        instance_id=instance_id,
+        attempts=item.attempts,
+        error_message="not sent: the message breaks a limit (see error_details)",
+        error_details=str(error)[:500],
     )
 
 
@@ -130,6 +148,13 @@ class InstanceWorker:
         self.started_at = clock()
         self.written = 0
         self._tag: CallbackTag | None = None
+        self.templates = TemplateCache(
+            store.campaigns.template,
+            max_campaigns=self.config.template_cache_campaigns,
+            max_bytes=self.config.template_cache_bytes,
+        )
+        self.unsendable = 0
+        """Recipients failed without a send: their message broke one of Meta's limits."""
 
     # -- callbacks from the pipeline ----------------------------------------------------
 
@@ -287,7 +312,9 @@ class InstanceWorker:
         sender already holds, and has in hand in no other batch, are then its to send."""
         batch = Batch.from_json(job.batch)
         ids = [item.recipient_id for item in batch.items]
-        campaign = await self._store.campaigns.get(batch.campaign_id)
+        status = await self._store.campaigns.status(batch.campaign_id)
+        # Before any row moves: a failed read leaves them untouched, the start tried again.
+        template = await self.templates.get(batch.campaign_id)
         # Fenced first, even for a held campaign: rows an earlier sender left ``sending``
         # (maybe accepted by Meta) are marked in doubt, never given back to be sent again.
         handed = await self._store.recipients.hand_over(
@@ -310,7 +337,7 @@ class InstanceWorker:
                 len(handed.in_doubt),
                 job.job_id,
             )
-        if campaign is not None and campaign.status is CampaignStatus.HELD:
+        if status is CampaignStatus.HELD:
             # Routed before its hold: nothing of it is sent; the rows just taken go back to
             # pending, no attempt used.
             await self._store.recipients.requeue_held(handed.moved, self.instance_id, self.epoch)
@@ -323,10 +350,33 @@ class InstanceWorker:
         items = [item for item in batch.items if item.recipient_id in moved]
         held = HeldJob(job, unsettled=len(items))
         self._held[job.job_id] = held
-        if not items:
+        if not items or template is None:  # no campaign, no rows: nothing to send
             await self._settle_job(job.job_id, held)
             return
-        self.pipeline.submit(_message(job, batch, i, self._callback_tag()) for i in items)
+        self.pipeline.submit(self._messages(job, batch, template, items))
+
+    def _messages(
+        self, job: Job, batch: Batch, template: Template, items: list[BatchItem]
+    ) -> list[OutgoingMessage]:
+        """The batch's send bodies; a recipient whose message breaks a limit is settled as
+        failed at once (written with the batch's other results), the others go on."""
+        tag = self._callback_tag()
+        messages: list[OutgoingMessage] = []
+        for item in items:
+            try:
+                messages.append(_message(job, batch, template, item, tag))
+            except RenderLimitError as exc:
+                self._results.append((job.job_id, _unsendable(item, self.instance_id, exc)))
+                self.unsendable += 1
+        if len(messages) < len(items):
+            log.warning(
+                "instance %s: %d recipients of campaign %s fail unsent, their message breaks "
+                "a limit",
+                self.phone_number_id,
+                len(items) - len(messages),
+                batch.campaign_id,
+            )
+        return messages
 
     async def _flush_loop(self) -> None:
         while True:
@@ -491,6 +541,7 @@ class InstanceWorker:
             except Exception:
                 log.exception("instance %s: checking for cancels failed", self.phone_number_id)
                 continue
+            self.templates.forget(stopped)
             jobs = {j for j, h in self._held.items() if UUID(h.job.batch["campaign_id"]) in stopped}
             now = datetime.now(UTC)
             for message in self.pipeline.drop(jobs):
@@ -563,6 +614,8 @@ class InstanceWorker:
             "in_doubt": pipeline.stats.in_doubt,
             "in_doubt_found": self.in_doubt_found,
             "dropped_unsent": pipeline.stats.dropped,
+            "unsendable": self.unsendable,
+            "templates_cached": len(self.templates),
             "errors_by_class": dict(pipeline.stats.errors_by_class),
             "errors_by_code": dict(pipeline.stats.errors_by_code),
             "last_error": None

@@ -15,6 +15,7 @@ import orjson
 
 from dispatcher.errors import DispatcherError
 from dispatcher.meta.error_codes import ErrorClass, ErrorRule, ErrorTable
+from dispatcher.meta.render import check_limits, check_size, substitute
 
 BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 """A business-scoped user id (2026): two-letter country code, a dot, letters and digits; or
@@ -92,15 +93,13 @@ def template_body(
     callback_data: str | None = None,
 ) -> bytes:
     """The JSON body of a template send (Meta, "Send message templates":
-    https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates).
+    https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates),
+    its components filled by :func:`template_components`.
 
-    ``variables`` as a list fill the body's text parameters in order (positional ``{{1}}``,
-    ``{{2}}``...). As a mapping they fill a template in Meta's named-parameters format: each
-    body text parameter carries ``parameter_name``; a campaign that wrote ``{{name}}``
-    placeholders inside its own parameter texts gets them replaced instead. Body parameters
-    of other types (currency, date_time...) are kept either way.
+    Raises :class:`~dispatcher.meta.render.RenderLimitError` when the filled message breaks
+    one of Meta's limits, or is larger than the dispatcher sends: such a message is never sent.
     """
-    components = _components(template.components, variables)
+    components = template_components(template, variables)
     key, value = recipient_field(recipient)
     payload: JsonObject = {
         "messaging_product": "whatsapp",
@@ -113,7 +112,23 @@ def template_body(
         payload["template"]["components"] = components
     if callback_data is not None:
         payload["biz_opaque_callback_data"] = callback_data
-    return orjson.dumps(payload)
+    return check_size(orjson.dumps(payload))
+
+
+def template_components(template: Template, variables: Variables = None) -> list[JsonObject]:
+    """The template's components filled with one recipient's ``variables``, checked against
+    Meta's limits (:class:`~dispatcher.meta.render.RenderLimitError` when one is broken).
+
+    ``variables`` as a list fill the body's text parameters in order (positional ``{{1}}``,
+    ``{{2}}``...). As a mapping they fill a template in Meta's named-parameters format: each
+    body text parameter carries ``parameter_name``; a campaign that wrote ``{{name}}``
+    placeholders inside its own parameter texts gets them replaced instead, in one pass (see
+    :mod:`dispatcher.meta.render`). Body parameters of other types (currency, date_time...)
+    are kept either way.
+    """
+    components = _components(template.components, variables)
+    check_limits(components)
+    return components
 
 
 BODY = "body"
@@ -123,9 +138,10 @@ def _components(components: Sequence[JsonObject], variables: Variables) -> list[
     if not variables:
         return list(components)
     if isinstance(variables, Mapping):
-        components = [_substitute(component, variables) for component in components]
-        if _positional_body(components):
-            return components
+        substituted: list[JsonObject] = substitute(list(components), variables)
+        if _positional_body(substituted):
+            return substituted
+        components = substituted
         fill = _named
     else:
         fill = _positional
@@ -199,20 +215,6 @@ def _positional_body(components: Sequence[JsonObject]) -> bool:
         if _is_body(component)
         for parameter in _parameters(component)
     )
-
-
-def _substitute(value: Any, variables: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        if "{{" not in value:
-            return value
-        for name, replacement in variables.items():
-            value = value.replace("{{" + name + "}}", str(replacement))
-        return value
-    if isinstance(value, dict):
-        return {key: _substitute(item, variables) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_substitute(item, variables) for item in value]
-    return value
 
 
 def parse_send_response(status: int, body: bytes, table: ErrorTable) -> SendResult:

@@ -119,6 +119,21 @@ class Campaigns:
         )
         return None if row is None else _campaign(row)
 
+    async def status(self, campaign_id: UUID) -> CampaignStatus | None:
+        """Its status alone (None: no such campaign): what a sender checks per batch."""
+        value = await self._pool.fetchval(
+            "SELECT status FROM whatsapp_campaigns WHERE id = $1", campaign_id
+        )
+        return None if value is None else CampaignStatus(value)
+
+    async def template(self, campaign_id: UUID) -> dict[str, Any] | None:
+        """Its template (``{name, language, components}``; never changes once created), the
+        one place it is kept: batches carry none. None: no such campaign."""
+        value = await self._pool.fetchval(
+            "SELECT template FROM whatsapp_campaigns WHERE id = $1", campaign_id
+        )
+        return None if value is None else dict(value)
+
     async def page(
         self, *, status: CampaignStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[Campaign]:

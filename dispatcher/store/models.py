@@ -287,6 +287,8 @@ class SendResult:
     wamid: str | None = None
     error_code: int | None = None
     error_message: str | None = None
+    error_details: str | None = None
+    """Why, in detail (for a failure the dispatcher decided itself, e.g. a limit broken)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,9 @@ from dispatcher.store.models import WEBHOOK_STATUSES, SendResult, StatusUpdate
 _APPLY_RESULTS = """
 WITH given AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::uuid[], $5::int[],
-                         $6::text[], $7::int[], $8::text[])
-        AS g(id, outcome, at, instance_id, attempts, wamid, error_code, error_message)
+                         $6::text[], $7::int[], $8::text[], $11::text[])
+        AS g(id, outcome, at, instance_id, attempts, wamid, error_code, error_message,
+             error_details)
 ), fence AS (
     -- The writer's epoch must still be its instance's current one (none given: unfenced).
     SELECT $10::bigint IS NULL OR coalesce(
@@ -62,6 +63,8 @@ SET status = CASE one.outcome
                       ELSE one.error_code END,
     error_message = CASE WHEN one.outcome IN ('sent', 'in_doubt') THEN r.error_message
                          ELSE one.error_message END,
+    error_details = CASE WHEN one.outcome IN ('sent', 'in_doubt') THEN r.error_details
+                         ELSE one.error_details END,
     updated_at = now()
 FROM locked one
 WHERE r.id = one.id
@@ -187,6 +190,7 @@ class Outcomes:
             [r.error_message for r in results],
             instance_id,
             epoch,
+            [r.error_details for r in results],
         )
         return int(result.split()[-1])
 

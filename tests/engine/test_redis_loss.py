@@ -5,6 +5,8 @@ server is never done to the machine's Redis."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,13 +14,18 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from dispatcher.engine.batch import Batch
+from dispatcher.engine.batch import Batch, BatchItem, send_body, template_from_json
+from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.instance import InstanceWorker
 from dispatcher.engine.recovery import SWEEP_EVERY_S, orphaned_after_s
+from dispatcher.meta.client import MetaClient
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.queue.connection import connect_redis
+from dispatcher.sandbox.control import SandboxControl
 from dispatcher.services import EmbeddedRedis
 from dispatcher.store import Store
-from dispatcher.store.models import RecipientStatus, SendOutcome
+from dispatcher.store.models import NewRecipient, RecipientStatus, SendOutcome
+from tests.engine.fakes import wait_for
 from tests.engine.recovery_world import World, own_store, world_over
 
 __all__ = ["own_store"]
@@ -149,3 +156,74 @@ async def test_a_new_deployment_is_not_mistaken_for_a_lost_redis(
     restarted = world.restart()  # a restarted coordinator finds the marker in both
     await restarted.tick()
     assert restarted.recovery.rebuilds == 0
+
+
+NAMED_TEMPLATE = {
+    "name": "hello_world",
+    "language": {"code": "en_US"},
+    "components": [{"type": "body", "parameters": [{"type": "text", "text": "Oi {{name}}"}]}],
+}
+
+
+async def test_batches_routed_again_after_the_loss_send_the_template_kept_in_postgres(
+    own_store: Store,
+    valkey: EmbeddedRedis,
+    valkey_client: aioredis.Redis,
+    client: MetaClient,
+    sandbox: SandboxControl,
+) -> None:
+    """Redis never had the template: a batch rebuilt after the loss, read by a fresh actor,
+    still sends each recipient's message rendered from the campaign's template."""
+    world = world_over(own_store, valkey_client, "dispatcher:", queued_batches_per_instance=1)
+    number = await own_store.instances.upsert(
+        "2001", "biz-large", "token-2001", throughput_mps=1000
+    )
+    campaign = await own_store.campaigns.create("loss", NAMED_TEMPLATE, [number.id])
+    start = int(uuid.uuid4().int % 10**6)
+    await own_store.recipients.ingest(
+        campaign.id,
+        [
+            NewRecipient(phone=f"+551196{start + i:06d}", variables={"name": f"N{i}"})
+            for i in range(5)
+        ],
+    )
+    assert await world.core.start_campaign(campaign.id)
+    await world.core.tick()
+    assert (await world.queue.stream(number.id).stats()).pending == 1
+    await lose_redis_data(valkey, "flush", valkey_client)
+    await next_round(world)  # rebuilt from Postgres and routed again
+    assert world.core.recovery.rebuilds == 1
+    assert (await world.queue.stream(number.id).stats()).pending == 1
+
+    worker = InstanceWorker(
+        instance_id=number.id,
+        phone_number_id="2001",
+        throughput_mps=1000,
+        token="token-2001",
+        store=own_store,
+        queue=world.queue,
+        client=client,
+        config=EngineConfig(flush_interval_s=0.05),
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: worker.written == 5)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+    stored = await own_store.campaigns.template(campaign.id)
+    assert stored is not None
+    tag = await own_store.secrets.callback_tag()
+    rows = await own_store.recipients.page(campaign.id)
+    expected = {
+        hashlib.blake2b(
+            send_body(
+                template_from_json(stored), BatchItem(r.id, r.phone or "", r.variables, 0), tag
+            ),
+            digest_size=8,
+        ).hexdigest()
+        for r in rows
+    }
+    assert {r["body_hash"] for r in await sandbox.requests()} == expected
+    assert {r.status for r in rows} == {RecipientStatus.SENT}
+    assert worker.templates.loads == 1
