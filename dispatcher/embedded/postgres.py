@@ -221,14 +221,16 @@ class EmbeddedPostgres:
             cluster = private_dir(self.directory)
             return Layout(cluster, _socket_dir(cluster, (os.getuid(), os.getgid())), binaries, None)
         owner = _server_user()
-        relocated = self._links_to(self._relocation_base() / "data")
-        reachable = can_reach(self.directory.resolve().parent, owner) and can_reach(
-            binaries / "postgres", owner
-        )
-        if reachable and not relocated:
+        out_of_reach = [
+            str(path)
+            for path in (self.directory.resolve().parent, binaries / "postgres")
+            if not can_reach(path, owner)
+        ]
+        if not out_of_reach and not self._links_to(self._relocation_base() / "data"):
             cluster = private_dir(self.directory, owner)
             return Layout(cluster, _socket_dir(cluster, owner), binaries, owner)
-        return self._relocated(binaries, owner)
+        reason = " and ".join(out_of_reach) or "it when it was made"
+        return self._relocated(binaries, owner, reason)
 
     def _relocation_base(self) -> Path:
         return SHARED_TMP / f"{RELOCATED_PREFIX}{_digest(self.directory.absolute())}"
@@ -236,7 +238,7 @@ class EmbeddedPostgres:
     def _links_to(self, cluster: Path) -> bool:
         return self.directory.is_symlink() and self.directory.readlink() == cluster
 
-    def _relocated(self, binaries: Path, owner: tuple[int, int]) -> Layout:
+    def _relocated(self, binaries: Path, owner: tuple[int, int], unreachable: str) -> Layout:
         """The cluster in /tmp, linked from the data directory: the server's user cannot
         reach the data directory (or the binaries), and we open no directory for it."""
         base = self._relocation_base()
@@ -258,11 +260,11 @@ class EmbeddedPostgres:
             binaries = _copy_binaries(binaries, base / "site")
         private_dir(cluster, owner)
         log.warning(
-            "user %s cannot reach %s: the embedded postgres cluster lives in %s and is lost "
-            "when /tmp is cleaned; set DISPATCHER_DATA_DIR to a directory other users can "
-            "reach, or DISPATCHER_DATABASE_URL",
+            "user %s cannot reach %s, so the embedded postgres cluster lives in %s, lost "
+            "when /tmp is cleaned; keep the project and DISPATCHER_DATA_DIR where other users "
+            "may enter, or set DISPATCHER_DATABASE_URL",
             SERVER_USER,
-            self.directory.parent,
+            unreachable,
             cluster,
         )
         _collect_orphans(keep=base)
