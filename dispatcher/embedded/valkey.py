@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from dispatcher.embedded.runtime import (
     data_dir,
@@ -173,12 +175,14 @@ class EmbeddedRedis:
 
     @staticmethod
     def _client(port: int, password: str | None) -> redis.Redis:
+        # No retries: the connection SHUTDOWN closes would be retried for seconds.
         return redis.Redis(
             host="127.0.0.1",
             port=port,
             password=password,
             socket_timeout=PING_TIMEOUT_S,
             socket_connect_timeout=PING_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def _shutdown(self, port: int, password: str | None) -> bool:
