@@ -144,7 +144,9 @@ class Coordinator:
     # -- remote methods -----------------------------------------------------------------
 
     async def deployment(self) -> Deployment:
-        return self._deployment
+        """Where the services are, without their credentials or the keyring (any Ray client
+        may call this): a joining driver adds its own (:meth:`Deployment.joined`)."""
+        return self._deployment.public()
 
     async def ping(self) -> dict[str, Any]:
         await self._ready.wait()

@@ -66,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     from actors.coordinator import coordinator_handle
     from api.app import create_app
     from dispatcher.deployment import NAMESPACE, Deployment
+    from dispatcher.keyfile import load_keyring
 
     settings = load_settings()
     require(settings, "api_token")
@@ -77,6 +78,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"[yellow]warning:[/yellow] plain HTTP on {args.host}: the API token travels in "
             "clear (set --ssl-certfile/--ssl-keyfile, or serve behind a TLS reverse proxy)"
         )
+    # A bad DISPATCHER_SECRET_KEY: one line, before anything starts.
+    keyring = load_keyring(settings)
     for name in ("app_secret", "verify_token"):
         try:
             require(settings, name)
@@ -90,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
     started_ray = False
     coordinator: Any = None
     try:
-        deployment = Deployment.from_settings(settings, services.start())
+        deployment = Deployment.from_settings(settings, services.start(), keyring=keyring)
         if args.verbose:  # the actors log at debug level too (their Ray log files)
             deployment = replace(deployment, log_level="DEBUG")
         if not ray.is_initialized():
@@ -363,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--numbers", type=_positive, default=3, help="WhatsApp numbers to send from (1-5)"
     )
     demo.set_defaults(run=_demo)
+
+    from dispatcher.secrets_cli import add_parser as add_secrets
+
+    add_secrets(commands)
     return parser
 
 

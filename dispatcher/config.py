@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     ray_address: str = ""
     data_dir: Path = Path(".dispatcher")
     api_token: SecretStr = SecretStr("")
+    secret_key: SecretStr = SecretStr("")
+    """The keyring that seals secrets at rest: urlsafe-base64 32-byte keys, comma-separated,
+    the first one primary. Empty: ``<data_dir>/secret.key`` (made on first start)."""
     in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
     """What an in-doubt send becomes when no status webhook came (see EngineConfig)."""
 

@@ -29,6 +29,7 @@ from dispatcher import operations
 from dispatcher.config import Settings, load_settings
 from dispatcher.deployment import COORDINATOR_NAME, NAMESPACE, Deployment
 from dispatcher.engine.config import EngineConfig
+from dispatcher.keyfile import load_keyring
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.services import Services
 from dispatcher.store import Store
@@ -92,10 +93,11 @@ class Dispatcher:
             started_ray = address is None
         if address is not None:
             running: Any = ray.get_actor(COORDINATOR_NAME, namespace=NAMESPACE)
-            joined: Deployment = ray.get(running.deployment.remote())
-            return cls(running, joined, dashboard_url=dashboard_url)
+            public: Deployment = ray.get(running.deployment.remote())
+            return cls(running, public.joined(settings), dashboard_url=dashboard_url)
+        keyring = load_keyring(settings)  # a bad key fails before any server starts
         services = Services(settings)
-        deployment = Deployment.from_settings(settings, services.start(), engine)
+        deployment = Deployment.from_settings(settings, services.start(), engine, keyring)
         # The one place the domain reaches into actors/: starting a deployment needs them.
         from actors.coordinator import coordinator_handle
 
@@ -241,7 +243,11 @@ class Dispatcher:
 
     def _get_store(self) -> Store:
         if self._store is None:
-            self._store = self._run(Store.open(self.deployment.database_url, max_size=4))
+            self._store = self._run(
+                Store.open(
+                    self.deployment.database_url, keyring=self.deployment.keyring, max_size=4
+                )
+            )
         return self._store
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:

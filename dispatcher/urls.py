@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 SECRET_PARAM = re.compile(r"password|passwd|pwd|token|secret|api_?key", re.IGNORECASE)
@@ -37,3 +37,20 @@ def redact_query(query: str) -> str:
             value = MASK
         fields.append(f"{name}{sep}{value}")
     return "&".join(fields)
+
+
+def without_password(url: str) -> str:
+    """The URL with no password at all (user info and ``password=`` query): still usable
+    where the credentials come from elsewhere (``PGPASSWORD``, ``.pgpass``, trust auth)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return ""
+    if password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username}@{host}" if parts.username else host)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in pairs):
+        parts = parts._replace(query=urlencode([(k, v) for k, v in pairs if k != "password"]))
+    return urlunsplit(parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,12 +12,17 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatcher.config import Settings, load_settings
+from dispatcher.crypto import encode_key, generate_key
 from dispatcher.queue.connection import connect_redis
 from dispatcher.services import Services, ServiceUrls
 from dispatcher.store import Store
 from dispatcher.store.db import connect as db_connect
 from dispatcher.store.db import create_database, drop_database
 from dispatcher.store.migrate import migrate
+
+# One keyring for the session (unless one is configured): every store the tests open, and
+# the stack's actors, seal and open secrets with it; no key file is written anywhere.
+os.environ.setdefault("DISPATCHER_SECRET_KEY", encode_key(generate_key()))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

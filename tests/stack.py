@@ -21,6 +21,7 @@ from dispatcher.config import Settings
 from dispatcher.deployment import Deployment
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.pacing import PacingConfig
+from dispatcher.keyfile import load_keyring
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.circuit_breaker import CircuitBreakerConfig
 from dispatcher.sandbox.config import (
@@ -142,6 +143,7 @@ def start_stack(
         queue_prefix=f"test:{tag}:",
         namespace=f"test-{tag}",
         engine=engine or test_engine_config(),
+        keyring=load_keyring(settings),
     )
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -1,7 +1,8 @@
 """Postgres, the system of record: instances, portfolios, campaigns, recipients, statuses.
 
 ``Store.open(url)`` connects a pool, applies the migrations and hands out one repository per
-concept; every repository method is one round trip, whatever the number of rows.
+concept; every repository method is one round trip, whatever the number of rows. Secrets
+(access tokens, deployment keys) are sealed under the deployment's keyring.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from dispatcher.crypto import Keyring
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.db import create_pool
 from dispatcher.store.fencing import CoordinatorLeases, Epochs, InDoubtRows
@@ -20,6 +22,7 @@ from dispatcher.store.outcomes import Outcomes
 from dispatcher.store.portfolios import Portfolios
 from dispatcher.store.recipients import Recipients
 from dispatcher.store.recovery import Recovery
+from dispatcher.store.sealing import check_keyring, seal_plain_rows
 from dispatcher.store.secrets import Secrets
 from dispatcher.store.suppressions import Suppressions
 
@@ -29,6 +32,7 @@ class Store:
     """The repositories over one pool."""
 
     pool: asyncpg.Pool
+    keyring: Keyring
     instances: Instances
     portfolios: Portfolios
     campaigns: Campaigns
@@ -43,11 +47,12 @@ class Store:
     recovery: Recovery
 
     @classmethod
-    def over(cls, pool: asyncpg.Pool) -> Store:
+    def over(cls, pool: asyncpg.Pool, keyring: Keyring) -> Store:
         """Repositories over an existing pool (already migrated)."""
         return cls(
             pool=pool,
-            instances=Instances(pool),
+            keyring=keyring,
+            instances=Instances(pool, keyring),
             portfolios=Portfolios(pool),
             campaigns=Campaigns(pool),
             recipients=Recipients(pool),
@@ -56,21 +61,42 @@ class Store:
             epochs=Epochs(pool),
             leases=CoordinatorLeases(pool),
             in_doubt=InDoubtRows(pool),
-            secrets=Secrets(pool),
+            secrets=Secrets(pool, keyring),
             holds=PortfolioHolds(pool),
             recovery=Recovery(pool),
         )
 
     @classmethod
     async def open(
-        cls, url: str, *, min_size: int = 1, max_size: int = 10, run_migrations: bool = True
+        cls,
+        url: str,
+        *,
+        keyring: Keyring | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        run_migrations: bool = True,
     ) -> Store:
-        """Connect (a one-line ``ServiceError`` when Postgres is unreachable) and migrate."""
+        """Connect (a one-line ``ServiceError`` when Postgres is unreachable) and migrate.
+
+        ``keyring``: the deployment's (default: the configured one, ``DISPATCHER_SECRET_KEY``
+        or the key file). Migrating also seals secrets left in plain text by older versions,
+        and checks that the keyring opens the stored ones (a one-line ``SecretKeyError``)."""
+        if keyring is None:
+            from dispatcher.config import load_settings
+            from dispatcher.keyfile import load_keyring
+
+            keyring = load_keyring(load_settings())
         pool = await create_pool(url, min_size=min_size, max_size=max_size)
         if run_migrations:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-        return cls.over(pool)
+            try:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+                    await check_keyring(conn, keyring)
+                    await seal_plain_rows(conn, keyring)
+            except BaseException:
+                await pool.close()
+                raise
+        return cls.over(pool, keyring)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -8,10 +8,12 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatcher.crypto import Keyring
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.store.models import Instance, InstanceStatus
+from dispatcher.store.sealing import token_context
 
-# Never the token: it lives in whatsapp_instance_tokens and only instance_token() reads it.
+# Never the token: it lives sealed in whatsapp_instance_tokens and only instance_token() opens it.
 _COLUMNS = (
     "id, phone_number_id, business_id, name, messaging_tier, detected_tier, tier_detected_at, "
     "throughput_mps, status, status_reason, created_at, updated_at, waba_id, display_phone_number, "
@@ -44,10 +46,11 @@ def _instance(row: Mapping[str, Any]) -> Instance:
 
 
 class Instances:
-    """The numbers the dispatcher sends from."""
+    """The numbers the dispatcher sends from; their tokens sealed under ``keyring``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring) -> None:
         self._pool = pool
+        self._keyring = keyring
 
     async def upsert(
         self,
@@ -62,7 +65,8 @@ class Instances:
     ) -> Instance:
         """Register a number, or update it (same ``phone_number_id``), in one statement.
 
-        Its portfolio row is created when new; the token is stored apart and never returned.
+        Its portfolio row is created when new; the token is stored apart, sealed (it never
+        reaches Postgres in plain text), and never returned.
         """
         row = await self._pool.fetchrow(
             f"""
@@ -88,9 +92,10 @@ class Instances:
                     updated_at = now()
                 RETURNING {_COLUMNS}
             ), token AS (
-                INSERT INTO whatsapp_instance_tokens (instance_id, access_token)
+                INSERT INTO whatsapp_instance_tokens (instance_id, sealed_token)
                 SELECT id, $6 FROM instance
-                ON CONFLICT (instance_id) DO UPDATE SET access_token = excluded.access_token
+                ON CONFLICT (instance_id) DO UPDATE
+                SET sealed_token = excluded.sealed_token, access_token = NULL
             )
             SELECT {_COLUMNS} FROM instance
             """,
@@ -99,7 +104,7 @@ class Instances:
             name,
             None if messaging_tier is None else messaging_tier.value,
             throughput_mps,
-            access_token,
+            self._keyring.seal(access_token.encode(), token_context(phone_number_id)),
             waba_id,
         )
         return _instance(row)
@@ -152,12 +157,21 @@ class Instances:
         return [_instance(row) for row in rows]
 
     async def instance_token(self, instance_id: UUID) -> str | None:
-        """The access token, for the instance actor's Graph API client only: never display it."""
-        token: str | None = await self._pool.fetchval(
-            "SELECT access_token FROM whatsapp_instance_tokens WHERE instance_id = $1",
+        """The access token, for the instance actor's Graph API client only: never display it.
+
+        :class:`~dispatcher.crypto.SecretKeyError` when the keyring cannot open it."""
+        row = await self._pool.fetchrow(
+            "SELECT i.phone_number_id, t.sealed_token, t.access_token"
+            " FROM whatsapp_instance_tokens t JOIN whatsapp_instances i ON i.id = t.instance_id"
+            " WHERE t.instance_id = $1",
             instance_id,
         )
-        return token
+        if row is None:
+            return None
+        if row["sealed_token"] is None:  # written before 0011, not sealed yet
+            return str(row["access_token"])
+        context = token_context(row["phone_number_id"])
+        return self._keyring.open(row["sealed_token"], context).decode()
 
     async def set_status(
         self, instance_id: UUID, status: InstanceStatus, reason: str | None = None
