@@ -63,6 +63,7 @@ def test_a_joining_driver_brings_its_own_credentials_and_key(tmp_path: Path) -> 
     public = FULL.public()
     mine = Settings(
         database_url="postgresql://app:local-pw@db.example:5432/app",
+        redis_url="",
         data_dir=tmp_path,
         secret_key=SecretStr(KEYRING.encode()),
     )
