@@ -95,5 +95,5 @@ def test_keys_read_back_from_their_text_form_standard_base64_too() -> None:
 
 
 def test_the_keyring_travels_to_actors_and_never_shows_its_keys() -> None:
-    assert pickle.loads(pickle.dumps(OLD)).ids == OLD.ids
+    assert pickle.loads(pickle.dumps(OLD)).ids == OLD.ids  # noqa: S301 (our own bytes)
     assert repr(OLD) == f"Keyring(ids=['{OLD.ids[0]}'])"

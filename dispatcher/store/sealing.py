@@ -27,16 +27,23 @@ def secret_context(name: str) -> str:
     return f"secret:{name}"
 
 
-# Every secret as (kind, row key, what its context names, sealed, plain): both tables at once.
-_ALL = """
-SELECT 'token' AS kind, t.instance_id::text AS key, i.phone_number_id AS context_key,
-       t.sealed_token AS sealed, convert_to(t.access_token, 'UTF8') AS plain
-FROM whatsapp_instance_tokens t JOIN whatsapp_instances i ON i.id = t.instance_id
-{where_token}
-UNION ALL
-SELECT 'secret', name, name, sealed, value FROM dispatcher_secrets
-{where_secret}
-"""
+def _select(token_filter: str, secret_filter: str) -> str:
+    """Every secret as (kind, row key, what its context names, sealed, plain): both tables.
+    Called with this module's own constant filters only."""
+    return f"""
+    SELECT 'token' AS kind, t.instance_id::text AS key, i.phone_number_id AS context_key,
+           t.sealed_token AS sealed, convert_to(t.access_token, 'UTF8') AS plain
+    FROM whatsapp_instance_tokens t JOIN whatsapp_instances i ON i.id = t.instance_id
+    {token_filter}
+    UNION ALL
+    SELECT 'secret', name, name, sealed, value FROM dispatcher_secrets
+    {secret_filter}
+    """  # noqa: S608
+
+
+_ALL = _select("", "")
+_PLAIN = _select("WHERE t.access_token IS NOT NULL", "WHERE value IS NOT NULL")
+_SEALED = _select("WHERE t.sealed_token IS NOT NULL", "WHERE sealed IS NOT NULL")
 _UPDATE = {
     "token": "UPDATE whatsapp_instance_tokens SET sealed_token = $2, access_token = NULL "
     "WHERE instance_id = $1::uuid",
@@ -79,7 +86,8 @@ async def _reseal(
     updates: dict[str, list[tuple[str, bytes]]] = {"token": [], "secret": []}
     for row in rows:
         plain = row.plain if row.sealed is None else opener.open(row.sealed, row.context)
-        assert plain is not None  # the CHECK constraints of 0011: one form per row
+        if plain is None:  # excluded by the CHECK constraints of 0011: one form per row
+            raise SecretKeyError(f"{row.context} is neither sealed nor plain")
         updates[row.kind].append((row.key, sealer.seal(plain, row.context)))
     for kind, args in updates.items():
         if args:
@@ -95,12 +103,7 @@ async def seal_plain_rows(conn: asyncpg.Connection, keyring: Keyring) -> int:
         return 0  # every start asks; only an upgrade takes the lock
     async with conn.transaction():
         await conn.execute(_LOCK)
-        records = await conn.fetch(
-            _ALL.format(
-                where_token="WHERE t.access_token IS NOT NULL",
-                where_secret="WHERE value IS NOT NULL",
-            )
-        )
+        records = await conn.fetch(_PLAIN)
         rows = _rows(records)
         await _reseal(conn, rows, keyring, keyring)
     if rows:
@@ -112,14 +115,9 @@ async def seal_plain_rows(conn: asyncpg.Connection, keyring: Keyring) -> int:
 async def check_keyring(conn: asyncpg.Connection, keyring: Keyring) -> None:
     """A one-line :class:`SecretKeyError` when the store holds secrets sealed under keys
     this keyring lacks: a process started with the wrong key fails at start, not later."""
-    records = await conn.fetch(
-        _ALL.format(
-            where_token="WHERE t.sealed_token IS NOT NULL", where_secret="WHERE sealed IS NOT NULL"
-        )
-    )
+    records = await conn.fetch(_SEALED)
     for row in _rows(records):
-        assert row.sealed is not None
-        if not keyring.can_open(row.sealed, row.context):
+        if row.sealed is not None and not keyring.can_open(row.sealed, row.context):
             found = ", ".join(box_key_ids(row.sealed, row.context))
             raise SecretKeyError(
                 f"the database's secrets are sealed under key(s) {found}; this keyring has "
@@ -133,7 +131,7 @@ async def reseal_all(pool: asyncpg.Pool, opener: Keyring, sealer: Keyring) -> in
     it with :class:`SecretKeyError`, nothing changed."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_LOCK)
-        rows = _rows(await conn.fetch(_ALL.format(where_token="", where_secret="")))
+        rows = _rows(await conn.fetch(_ALL))
         await _reseal(conn, rows, opener, sealer)
     log.info("re-sealed %d secrets under key(s) %s", len(rows), ", ".join(sealer.ids))
     return len(rows)
@@ -142,7 +140,7 @@ async def reseal_all(pool: asyncpg.Pool, opener: Keyring, sealer: Keyring) -> in
 async def key_use(pool: asyncpg.Pool) -> dict[str, int]:
     """How many secrets each key id can open (``plain`` for unsealed ones)."""
     counts: Counter[str] = Counter()
-    for row in _rows(await pool.fetch(_ALL.format(where_token="", where_secret=""))):
+    for row in _rows(await pool.fetch(_ALL)):
         if row.sealed is None:
             counts["plain"] += 1
         else:
