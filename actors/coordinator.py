@@ -18,12 +18,15 @@ from uuid import UUID, uuid4
 
 import ray
 
-from actors.fleet import RayFleet
+from actors.fleet import RayFleet, stopped_stats
 from dispatcher.deployment import COORDINATOR_NAME, Deployment
 from dispatcher.engine.coordinator import CoordinatorCore
+from dispatcher.engine.number_facts import FactsReader
 from dispatcher.engine.webhook_handlers import WebhookContext, webhook_handlers
 from dispatcher.engine.webhooks import WebhookApplier
 from dispatcher.errors import QueueError
+from dispatcher.meta.client import MetaClient
+from dispatcher.meta.transport import PoolConfig
 from dispatcher.queue import Queues
 from dispatcher.store import Store
 
@@ -60,6 +63,20 @@ class Coordinator:
         # One active coordinator per database: this one acts only while it holds the lease;
         # another `dispatcher serve` on the same database stands by and takes over.
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        # Facts of numbers without an actor (registration, webhooks) are read from here.
+        engine = self._deployment.engine
+        graph = MetaClient(
+            self._deployment.graph_url,
+            self._deployment.api_version,
+            transport_kind=engine.transport,
+            pool=PoolConfig(
+                max_connections=4,
+                connect_timeout_s=engine.pool.connect_timeout_s,
+                request_timeout_s=engine.pool.request_timeout_s,
+                keepalive_s=engine.pool.keepalive_s,
+            ),
+        )
+        self._fleet.facts = FactsReader(self._store, graph)
         self._core = CoordinatorCore(
             self._store, self._queues.campaigns, self._fleet, self._deployment.engine, holder=holder
         )
@@ -94,13 +111,12 @@ class Coordinator:
         was_active = self._core.active
         await self._core.keep_lease()
         if self._core.active and not was_active:
-            # Active now (first start, a restart, or a takeover): pick the running
-            # campaigns up where they were.
-            for campaign in await self._store.campaigns.running():
-                for instance_id in campaign.instance_ids:
-                    instance = await self._store.instances.get(instance_id)
-                    if instance is not None:
-                        await self._fleet.ensure(instance)
+            # Active now (first start, a restart, or a takeover): take over the actors
+            # still running (detached, they outlive a coordinator); the running campaigns'
+            # numbers get one as work is routed to them, idle ones are stopped.
+            adopted = await self._fleet.adopt(await self._store.instances.all())
+            if adopted:
+                log.info("coordinator: %d running instance actors taken over", adopted)
         elif was_active and not self._core.active and self._core.lease_taken_by_other():
             # Another coordinator holds the lease: our actors would compete with its own
             # (their epochs fence them anyway). Not when Postgres is merely unreachable: then
@@ -165,10 +181,14 @@ class Coordinator:
         return await (await self._core_ready()).cancel_campaign(UUID(campaign_id))
 
     async def refresh_instance(self, instance_id: str) -> None:
-        """The instance was (re-)registered: restart its actor with the new token and limits."""
+        """The instance was (re-)registered: its facts are read from the Graph API (no actor
+        needed), and a running actor is replaced to take the new token and limits."""
         core = await self._core_ready()
         instance = await core.refresh_instance(UUID(instance_id))
         if instance is not None and core.active:
+            if self._fleet.facts is not None:
+                await self._fleet.facts.read(instance.id)
+                instance = await core.reload_instance(instance.id) or instance
             await self._fleet.restart(instance)
 
     async def release_portfolio(self, business_id: str) -> list[str]:
@@ -180,10 +200,20 @@ class Coordinator:
         return [str(instance.id) for instance in back]
 
     async def instance_stats(self, instance_id: str | None = None) -> dict[str, Any]:
+        """Each number's actor stats; a number without an actor shows ``stopped`` (with its
+        last actor's figures, if it had one)."""
         await self._core_ready()
+        assert self._store is not None
         if instance_id is not None:
-            return self._fleet.stats.get(UUID(instance_id), {})
-        return {str(key): value for key, value in self._fleet.stats.items()}
+            found = self._fleet.stats.get(UUID(instance_id))
+            if found:
+                return found
+            instance = await self._store.instances.get(UUID(instance_id))
+            return {} if instance is None else stopped_stats(instance)
+        stats = {str(key): value for key, value in self._fleet.stats.items()}
+        for instance in await self._store.instances.all():
+            stats.setdefault(str(instance.id), stopped_stats(instance))
+        return stats
 
     async def stats(self, instance_id: str | None = None) -> dict[str, Any]:
         """Queues, instances, portfolios and routing, for the API and the driver SDK."""
@@ -206,6 +236,12 @@ class Coordinator:
                 for name, q in queues.items()
             },
             "instances": await self.instance_stats(instance_id),
+            "actors": {
+                "running": len(self._fleet.running()),
+                "stopped_idle": core.idle.stopped,
+                "started_for_waiting_work": core.idle.started,
+                "idle_stop_s": core.config.instance_idle_stop_s,
+            },
             "portfolios": core.portfolio_stats(),
             "routed_batches": core.routed_batches,
             "routed_recipients": core.routed_recipients,
@@ -253,6 +289,8 @@ class Coordinator:
         if self._core is not None and self._core.lease is not None:
             with contextlib.suppress(Exception):
                 await self._core.lease.release()
+        if self._fleet.facts is not None:
+            await self._fleet.facts.aclose()
         if self._queues is not None:
             await self._queues.client.aclose()
         if self._store is not None:

@@ -3,7 +3,9 @@
 A thin Ray wrapper around :class:`~dispatcher.engine.instance.InstanceWorker`: it opens the
 connections, starts the worker, publishes Ray metrics and a health line. Named after the
 number, so the dashboard shows which number an actor serves; restarted by Ray when it dies,
-it resumes from its stream and Postgres.
+it resumes from its stream and Postgres. Started by the coordinator when its number gets work,
+and stopped by it once idle (``EngineConfig.instance_idle_stop_s``): a number without work
+costs no process. Each start is a new incarnation with a new epoch.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ def actor_name(phone_number_id: str) -> str:
 class InstanceActor:
     """Sends one number's messages; see the module docstring."""
 
-    def __init__(self, deployment: Deployment, instance_id: str) -> None:
+    def __init__(self, deployment: Deployment, instance_id: str, read_facts: bool = True) -> None:
         logging.basicConfig(
             level=deployment.log_level, format="%(levelname)s %(name)s: %(message)s"
         )
         self._deployment = deployment
         self._instance_id = UUID(instance_id)
+        self._read_facts = read_facts
+        """False: the coordinator read the number's facts lately; send at the recorded rate."""
         self._worker: InstanceWorker | None = None
         self._store: Store | None = None
         self._queues: Queues | None = None
@@ -107,7 +111,10 @@ class InstanceActor:
             transport_kind=engine.transport,
             pool=pool,
         )
-        throughput = await self._detect(instance, token)
+        if self._read_facts:
+            throughput = await self._detect(instance, token)
+        else:
+            throughput = float(instance.throughput_mps or 80)
         self._worker = InstanceWorker(
             instance_id=instance.id,
             phone_number_id=instance.phone_number_id,
@@ -176,6 +183,17 @@ class InstanceActor:
         with contextlib.suppress(asyncio.CancelledError):
             await self._main
         await self._close()
+
+    async def stop_if_idle(self, idle_s: float) -> bool:
+        """Stop if the worker has had no work for ``idle_s`` (see
+        :meth:`InstanceWorker.stop_if_idle`); True once stopped and closed: the caller may
+        kill this process. A worker still starting, or halted, or busy, goes on."""
+        if self._worker is None or not await self._worker.stop_if_idle(idle_s):
+            return False
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._main
+        await self._close()
+        return True
 
     async def redetect(self) -> float | None:
         """Read the number's facts again (a webhook announced a change: a throughput

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
     """What an in-doubt send becomes when no status webhook came (see EngineConfig)."""
 
+    instance_idle_stop_s: float = Field(default=300.0, gt=0)
+    """An instance actor with no work this long stops (see EngineConfig)."""
+
     verify_token: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_VERIFY_TOKEN")
     app_secret: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_APP_SECRET")
     graph_url: str = Field(default="https://graph.facebook.com", validation_alias="META_GRAPH_URL")

@@ -8,17 +8,22 @@ Ray client may see is :meth:`Deployment.public` (no password, no keyring).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from dispatcher.config import Settings
 from dispatcher.crypto import Keyring
 from dispatcher.engine.config import EngineConfig
 from dispatcher.keyfile import load_keyring
 from dispatcher.queue import Queues
 from dispatcher.queue.connection import connect_redis
 from dispatcher.queue.streams import DEFAULT_PREFIX
-from dispatcher.services import ServiceUrls
 from dispatcher.store import Store
 from dispatcher.urls import redact, without_password
+
+if TYPE_CHECKING:
+    # Not at run time: every actor unpickles a Deployment, and the settings class brings
+    # pydantic-settings (about 7 MB per process) that no actor uses.
+    from dispatcher.config import Settings
+    from dispatcher.services import ServiceUrls
 
 NAMESPACE = "whatsapp-dispatcher"
 COORDINATOR_NAME = "coordinator"
@@ -67,6 +72,7 @@ class Deployment:
                 engine or EngineConfig(),
                 unreadable_limit=settings.unreadable_limit,
                 in_doubt_policy=settings.in_doubt_policy,
+                instance_idle_stop_s=settings.instance_idle_stop_s,
             ),
             keyring=keyring or load_keyring(settings),
         )

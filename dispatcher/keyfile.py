@@ -15,10 +15,13 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dispatcher.config import Settings
 from dispatcher.crypto import SETTING, Keyring
 from dispatcher.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: actors import this module and need no pydantic-settings
+    from dispatcher.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -75,6 +75,17 @@ class EngineConfig:
     shutdown_grace_s: float = 10.0
     """At shutdown, how long an instance actor waits for its campaign-hold and suppression
     writes still in progress (they retry through an outage) before its final flush."""
+    instance_idle_stop_s: float = 300.0
+    """An instance actor with no work this long (nothing waiting on its stream, nothing held,
+    in flight or in doubt, no send) is stopped: a number without work costs no process. The
+    next work routed to it starts a new incarnation (DISPATCHER_INSTANCE_IDLE_STOP_S)."""
+    idle_check_interval_s: float = 5.0
+    """How often the coordinator looks for idle actors to stop, and for numbers with work on
+    their stream but no actor (left by a stop, a restart, an operator's recover) to start."""
+    facts_fresh_s: float = 3600.0
+    """A number's facts read this recently (registration, a webhook, an earlier start) are
+    not read again when its actor starts: actors come and go with the work, and Meta allows
+    200 management calls an hour per WABA."""
     health_interval_s: float = 30.0
     stats_interval_s: float = 1.0
     backoff_base_s: float = 0.2

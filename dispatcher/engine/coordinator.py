@@ -24,6 +24,7 @@ from uuid import UUID
 from dispatcher.engine.batch import Batch
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.dead_letters import give_back_reclaimed, retry_dead_letters
+from dispatcher.engine.idle import IdleSweep
 from dispatcher.engine.lease import LeaseKeeper
 from dispatcher.engine.recovery import QueueRecovery, orphans_in_doubt
 from dispatcher.meta.error_codes import ErrorClass, Throttle
@@ -49,6 +50,15 @@ class InstanceFleet(Protocol):
 
     async def ensure(self, instance: Instance) -> None:
         """Get or create the actor serving ``instance`` (idempotent)."""
+        ...
+
+    def running(self) -> set[UUID]:
+        """The instances with an actor now (a number without work has none)."""
+        ...
+
+    async def stop_idle(self, instance_id: UUID, idle_s: float) -> bool:
+        """Stop the instance's actor if it has had no work for ``idle_s`` (the actor checks,
+        in its own process); True once it stopped. Its stats stay, as ``stopped``."""
         ...
 
     def usable(self, instance_id: UUID) -> bool:
@@ -146,6 +156,7 @@ class CoordinatorCore:
         self._last_recover = clock()
         self._last_limits = clock()
         self.recovery = QueueRecovery(store, queue, self.config, clock)
+        self.idle = IdleSweep(store, queue, fleet, self.config, clock)
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -156,13 +167,11 @@ class CoordinatorCore:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start_campaign(self, campaign_id: UUID) -> bool:
-        """draft / scheduled / paused -> running; its instances' actors are started (by the
-        active coordinator only: a standby's actors would compete with the active one's)."""
+        """draft / scheduled / paused -> running; its numbers' actors start as work is routed
+        to them (by the active coordinator only: a standby's would compete)."""
         campaign = await self._store.campaigns.get(campaign_id)
         if campaign is None:
             return False
-        for instance_id in campaign.instance_ids if self.active else ():
-            await self._instance(instance_id)
         return await self._store.campaigns.transition(campaign_id, CampaignStatus.RUNNING)
 
     async def resume_campaign(self, campaign_id: UUID) -> bool:
@@ -225,6 +234,10 @@ class CoordinatorCore:
             if not self._still_active():
                 return
             await self.recover(running)
+        if not self._still_active():
+            return
+        if self.idle.due():
+            await self.idle.sweep(await self._store.instances.all())
         if not self._still_active():
             return
         await self.recovery.sweep()  # before the policy: orphans of lost batches join it
@@ -408,6 +421,7 @@ class CoordinatorCore:
                     break
                 batch = Batch.from_claim(claim, admitted)
                 await self._queue.enqueue(instance.id, batch.to_json())
+                await self._fleet.ensure(instance)  # the number has work: it needs its actor
                 depth[instance.id] = depth.get(instance.id, 0) + 1
                 self.routed_batches += 1
                 self.routed_recipients += len(admitted)
@@ -439,7 +453,6 @@ class CoordinatorCore:
             if instance is None:
                 return None
             self._instances[instance_id] = instance
-            await self._fleet.ensure(instance)
         return instance
 
     async def reload_instance(self, instance_id: UUID) -> Instance | None:

@@ -145,7 +145,11 @@ class InstanceWorker:
         self._results: list[tuple[str, SendResult]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._reading = asyncio.Lock()
+        """Held while a batch is read and started: an idle stop waits for a read under way."""
         self.started_at = clock()
+        self.last_active = self.started_at
+        """When this worker last took a batch or wrote results (clock time)."""
         self.written = 0
         self._tag: CallbackTag | None = None
         self.templates = TemplateCache(
@@ -274,6 +278,42 @@ class InstanceWorker:
         self._stopping = True
         self.pipeline.stop()
 
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def idle(self, idle_s: float) -> bool:
+        """Nothing held, waiting, in flight or unwritten, and no batch taken or result
+        written for ``idle_s``. A halted or fenced worker is never idle: its state must stay
+        visible (and its number unusable) until it is replaced."""
+        return (
+            not self._held
+            and not self._unstarted
+            and not self._results
+            and not self._background
+            and self.pipeline.backlog() == 0
+            and self.pipeline.halted is None
+            and not self.fenced
+            and self._clock() - self.last_active >= idle_s
+        )
+
+    async def stop_if_idle(self, idle_s: float) -> bool:
+        """Stop if :meth:`idle`; checked again once no read is under way (a batch read just
+        now is started, and this worker is busy again). Nothing is left in anyone's doubt:
+        an idle worker holds no batch and no row."""
+        if not self.idle(idle_s):
+            return False
+        async with self._reading:
+            if not self.idle(idle_s):
+                return False
+            self.stop()
+        log.info(
+            "instance %s: idle for %.0fs; stopping (epoch %s)",
+            self.phone_number_id,
+            self._clock() - self.last_active,
+            self.epoch,
+        )
+        return True
+
     async def _read_loop(self) -> None:
         # About one batch of this number's work in hand (a batch is batch_seconds of it): a
         # slow number must not hoard a campaign's tail while fast ones sit idle.
@@ -283,18 +323,21 @@ class InstanceWorker:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                if not self._unstarted:
-                    self._unstarted.extend(
-                        await self._queue.read(
-                            self.instance_id, self._consumer, count=1, block_ms=500
+                async with self._reading:
+                    if self.stopping():  # an idle stop came while this read waited
+                        break
+                    if not self._unstarted:
+                        self._unstarted.extend(
+                            await self._queue.read(
+                                self.instance_id, self._consumer, count=1, block_ms=500
+                            )
                         )
-                    )
-                while self._unstarted and not self.fenced:
-                    job = self._unstarted[0]
-                    await self._start(job, again=job.job_id in self._start_failed)
-                    # By identity: the touch loop may have dropped a reclaimed one meanwhile.
-                    self._unstarted = [j for j in self._unstarted if j is not job]
-                    self._start_failed.discard(job.job_id)
+                    while self._unstarted and not self.fenced:
+                        job = self._unstarted[0]
+                        await self._start(job, again=job.job_id in self._start_failed)
+                        # By identity: the touch loop may have dropped a reclaimed one meanwhile.
+                        self._unstarted = [j for j in self._unstarted if j is not job]
+                        self._start_failed.discard(job.job_id)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception:
@@ -310,6 +353,7 @@ class InstanceWorker:
         """Hand a batch read from the stream to the pipeline. ``again``: an earlier start of
         this very job failed, maybe after its hand-over committed (the answer lost): rows this
         sender already holds, and has in hand in no other batch, are then its to send."""
+        self.last_active = self._clock()
         batch = Batch.from_json(job.batch)
         ids = [item.recipient_id for item in batch.items]
         status = await self._store.campaigns.status(batch.campaign_id)
@@ -408,6 +452,7 @@ class InstanceWorker:
             )
             return
         self.written += len(results)
+        self.last_active = self._clock()
         done: list[str] = []
         for job_id, _ in results:
             held = self._held.get(job_id)
@@ -602,6 +647,7 @@ class InstanceWorker:
             "error": None if halted is None else str(halted),
             "error_class": None if halted is None else halted.error_class.value,
             "uptime_s": round(self._clock() - self.started_at, 1),
+            "idle_for_s": round(self._clock() - self.last_active, 1),
             "configured_rate_mps": pacer.limit_mps,
             "current_rate_mps": round(pacer.current_rate(), 2),
             "bucket_tokens": round(pacer.bucket.tokens(), 3),

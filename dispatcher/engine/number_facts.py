@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 from dispatcher.meta.client import MetaClient, PhoneNumberInfo
 from dispatcher.meta.error_codes import ErrorClass
@@ -115,6 +117,58 @@ async def keep_reading(
         if not facts.outage:
             return facts
         wait = min(wait * 2, longest)
+
+
+class FactsReader:
+    """Reads numbers' facts where no actor runs (the coordinator's process): at registration,
+    and when a webhook asks for a number without an actor. Remembers when each number's facts
+    were last read, so that an actor started soon after need not read them again."""
+
+    def __init__(
+        self, store: Store, client: MetaClient, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._clock = clock
+        self._read_at: dict[UUID, float] = {}
+        self._later: dict[UUID, asyncio.Task[None]] = {}
+
+    def fresh(self, instance_id: UUID, max_age_s: float) -> bool:
+        """Read (by this reader, or by an actor it was told of) within ``max_age_s``."""
+        return self._clock() - self._read_at.get(instance_id, float("-inf")) <= max_age_s
+
+    def read_elsewhere(self, instance_id: UUID) -> None:
+        """An actor reads (or just read) the number's facts itself."""
+        self._read_at[instance_id] = self._clock()
+
+    async def read(self, instance_id: UUID) -> NumberFacts | None:
+        """Read once and record; during an outage the read goes on in the background (the
+        caller may be an API request: it does not wait out the outage). None: no such
+        number."""
+        instance = await self._store.instances.get(instance_id)
+        token = await self._store.instances.instance_token(instance_id)
+        if instance is None or token is None:
+            return None
+        facts = await read_number_facts(self._client, self._store, instance, token, delays=())
+        previous = self._later.pop(instance.id, None)
+        if previous is not None:
+            previous.cancel()
+        if facts.outage:
+            self._later[instance.id] = asyncio.create_task(self._read_later(instance, token))
+        else:
+            self._read_at[instance.id] = self._clock()
+        return facts
+
+    async def _read_later(self, instance: Instance, token: str) -> None:
+        await keep_reading(self._client, self._store, instance, token)
+        self._read_at[instance.id] = self._clock()
+        self._later.pop(instance.id, None)
+
+    async def aclose(self) -> None:
+        for task in self._later.values():
+            task.cancel()
+        self._later.clear()
+        await self._client.aclose()
 
 
 async def _unreadable(store: Store, instance: Instance, exc: MetaError) -> NumberFacts:

@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import Protocol
 
 import aiohttp
-import httpx
 
 from dispatcher.errors import DispatcherError
 
@@ -94,18 +93,20 @@ class AiohttpTransport:
             ) as response:
                 return response.status, await response.read()
         except aiohttp.ConnectionTimeoutError as exc:  # connect, or waiting for a connection
-            raise TransportError(f"connect timeout: {method} {_path(url)}", timeout=True) from exc
+            raise TransportError(
+                f"connect timeout: {method} {request_path(url)}", timeout=True
+            ) from exc
         except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS
             raise TransportError(
-                f"{type(exc).__name__}: {method} {_path(url)}", timeout=False
+                f"{type(exc).__name__}: {method} {request_path(url)}", timeout=False
             ) from exc
         except TimeoutError as exc:
             raise TransportError(
-                f"timeout: {method} {_path(url)}", timeout=True, in_doubt=True
+                f"timeout: {method} {request_path(url)}", timeout=True, in_doubt=True
             ) from exc
         except aiohttp.ClientError as exc:  # connected, then reset or cut: it may have gone
             raise TransportError(
-                f"{type(exc).__name__}: {method} {_path(url)}", timeout=False, in_doubt=True
+                f"{type(exc).__name__}: {method} {request_path(url)}", timeout=False, in_doubt=True
             ) from exc
 
     async def aclose(self) -> None:
@@ -114,56 +115,18 @@ class AiohttpTransport:
             self._session = None
 
 
-class HttpxTransport:
-    """httpx ``AsyncClient``, over its own transport or over aiohttp's."""
-
-    def __init__(self, pool: PoolConfig, *, over_aiohttp: bool = False) -> None:
-        limits = httpx.Limits(
-            max_connections=pool.max_connections,
-            max_keepalive_connections=pool.max_connections,
-            keepalive_expiry=pool.keepalive_s,
-        )
-        timeout = httpx.Timeout(pool.request_timeout_s, connect=pool.connect_timeout_s)
-        transport: httpx.AsyncBaseTransport | None = None
-        if over_aiohttp:
-            from httpx_aiohttp import AiohttpTransport as HttpxAiohttp
-
-            transport = HttpxAiohttp(limits=limits)
-        self._client = httpx.AsyncClient(limits=limits, timeout=timeout, transport=transport)
-
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> tuple[int, bytes]:
-        try:
-            response = await self._client.request(method, url, headers=headers, content=body)
-        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TransportError(f"connect timeout: {method} {_path(url)}", timeout=True) from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise TransportError(
-                f"timeout: {method} {_path(url)}", timeout=True, in_doubt=True
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise TransportError(
-                f"{type(exc).__name__}: {method} {_path(url)}", timeout=False
-            ) from exc
-        except httpx.TransportError as exc:
-            raise TransportError(
-                f"{type(exc).__name__}: {method} {_path(url)}", timeout=False, in_doubt=True
-            ) from exc
-        return response.status_code, response.content
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
 def make_transport(kind: TransportKind, pool: PoolConfig | None = None) -> Transport:
     """A transport of the given kind with its own connection pool."""
     pool = pool or PoolConfig()
     if kind is TransportKind.AIOHTTP:
         return AiohttpTransport(pool)
+    # Imported here: httpx pulls in its CLI (rich, click, pygments), about 10 MB that every
+    # instance actor on the default aiohttp transport would carry for nothing.
+    from dispatcher.meta.httpx_transport import HttpxTransport
+
     return HttpxTransport(pool, over_aiohttp=kind is TransportKind.HTTPX_AIOHTTP)
 
 
-def _path(url: str) -> str:
+def request_path(url: str) -> str:
     """The URL without its query string: error messages never carry parameters."""
     return url.split("?", 1)[0]

@@ -156,6 +156,17 @@ class InDoubtRows:
         )
         return int(result.split()[-1])
 
+    async def of_instance(self, instance_id: UUID) -> int:
+        """Rows in doubt now that ``instance_id`` sent (the partial index of rows in doubt
+        now keeps this cheap: they are few)."""
+        return int(
+            await self._pool.fetchval(
+                "SELECT count(*) FROM whatsapp_campaign_recipients "
+                "WHERE in_doubt_at IS NOT NULL AND status = 'sending' AND instance_id = $1",
+                instance_id,
+            )
+        )
+
     async def count(self) -> int:
         """Rows in doubt now (in every campaign)."""
         return int(

@@ -36,12 +36,29 @@ class FakeFleet:
     rates: dict[UUID, float] = field(default_factory=dict)
     errors: dict[UUID, str] = field(default_factory=dict)
     ensured: list[UUID] = field(default_factory=list)
+    """Actors started, in order (a number whose actor runs is not started again)."""
+    running_ids: set[UUID] = field(default_factory=set)
+    busy: set[UUID] = field(default_factory=set)
+    """Actors that, asked to stop when idle, answer they are not."""
+    idle_stops: list[tuple[UUID, float]] = field(default_factory=list)
     throttled: list[tuple[UUID, Throttle]] = field(default_factory=list)
     halted: list[UUID] = field(default_factory=list)
     restarted: list[UUID] = field(default_factory=list)
 
     async def ensure(self, instance: Instance) -> None:
-        self.ensured.append(instance.id)
+        if instance.id not in self.running_ids:
+            self.ensured.append(instance.id)
+            self.running_ids.add(instance.id)
+
+    def running(self) -> set[UUID]:
+        return set(self.running_ids)
+
+    async def stop_idle(self, instance_id: UUID, idle_s: float) -> bool:
+        if instance_id not in self.running_ids or instance_id in self.busy:
+            return False
+        self.running_ids.discard(instance_id)
+        self.idle_stops.append((instance_id, idle_s))
+        return True
 
     def usable(self, instance_id: UUID) -> bool:
         return instance_id not in self.unusable
@@ -59,6 +76,7 @@ class FakeFleet:
     async def halt(self, instance: Instance) -> None:
         self.halted.append(instance.id)
         self.unusable.add(instance.id)
+        self.running_ids.discard(instance.id)
 
     async def restart(self, instance: Instance) -> None:
         self.restarted.append(instance.id)
