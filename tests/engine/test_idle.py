@@ -102,8 +102,7 @@ async def test_an_actor_stays_while_work_is_held_or_a_send_of_its_is_in_doubt(
     assert await store.in_doubt.of_instance(instance.id) == 1
 
     await store.pool.execute(
-        "UPDATE whatsapp_campaign_recipients SET status = 'sent', in_doubt_at = NULL "
-        "WHERE id = $1",
+        "UPDATE whatsapp_campaign_recipients SET status = 'sent', in_doubt_at = NULL WHERE id = $1",
         row,
     )
     fleet.busy.add(instance.id)  # the actor itself says it sent lately
