@@ -4,7 +4,6 @@ real Postgres and Redis) and the worker's own idle stop (the sandbox over real H
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 import pytest
@@ -135,8 +134,8 @@ async def test_work_waiting_for_a_number_without_an_actor_starts_one(
 
 
 @pytest.fixture
-async def sandbox_instance(make_instance: MakeInstance) -> AsyncIterator[Instance]:
-    yield await make_instance(
+async def sandbox_instance(make_instance: MakeInstance) -> Instance:
+    return await make_instance(
         "biz-large", phone_number_id="2001", token="token-2001", throughput_mps=1000
     )
 
