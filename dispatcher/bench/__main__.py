@@ -14,7 +14,7 @@ import sys
 from rich.console import Console
 
 # Each section is a module of this package with ``run(console)``; listed in run order.
-SECTIONS = ["services", "policies", "meta", "store", "webhooks", "actors"]
+SECTIONS = ["services", "policies", "meta", "store", "webhooks", "actors", "fleet"]
 
 
 def main(argv: list[str] | None = None) -> int:
