@@ -136,6 +136,11 @@ class RayFleet:
     async def stop_idle(self, instance_id: UUID, idle_s: float) -> bool:
         """Stop the actor if it has been idle for ``idle_s`` (it decides, as it stops
         reading); True once stopped and its name free. Its last stats stay, as stopped."""
+        last = self.stats.get(instance_id, {})
+        if last.get("state") != "running" or float(last.get("idle_for_s", 0.0)) < idle_s:
+            # Busy at the last poll, or not answering (the sweep runs in the routing round:
+            # it must not wait on a dead actor's timeout).
+            return False
         async with self._lock(instance_id):
             handle = self._handles.get(instance_id)
             instance = self._instances.get(instance_id)

@@ -55,7 +55,7 @@ def _actor_memory() -> dict[str, Any]:
     """Our actors alive now (Ray's GCS) and the resident memory of their processes."""
     instance_mb: list[float] = []
     other_mb = 0.0
-    for actor in ray._private.state.actors().values():  # type: ignore[attr-defined]
+    for actor in ray._private.state.actors().values():
         if actor["State"] != "ALIVE" or not actor.get("Pid"):
             continue
         try:
