@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.table import Table
 
 from dispatcher.config import load_settings
-from dispatcher.engine.config import EngineConfig
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.sandbox.config import NumberConfig, PortfolioConfig, SandboxConfig, WebhookConfig
 from dispatcher.sandbox.server import SandboxProcess
@@ -102,10 +101,10 @@ def run(console: Console) -> None:
                 "graph_url": sandbox.url,
                 "redis_url": "",
                 "database_url": "",
+                "instance_idle_stop_s": IDLE_STOP_S,
             }
         )
-        engine = EngineConfig(instance_idle_stop_s=IDLE_STOP_S)
-        with Dispatcher.connect(settings=settings, engine=engine) as dispatcher:
+        with Dispatcher.connect(settings=settings) as dispatcher:
             ids = [
                 dispatcher.register_instance(pid, f"bench-{pid}", "bench-fleet").id
                 for pid in _numbers()
@@ -122,10 +121,15 @@ def run(console: Console) -> None:
             ]
             for campaign in campaigns:
                 dispatcher.send(campaign.id)
-            time.sleep(MESSAGES / 80 / 2)  # mid-campaign, after every actor's start
+            # Mid-campaign, once every sending number's actor is up (a process start takes
+            # seconds on a busy machine).
+            deadline = time.monotonic() + MESSAGES / 80 / 2
+            while len(_actor_memory()["instances"]) < SENDING and time.monotonic() < deadline:
+                time.sleep(0.5)
             row(f"{SENDING} sending", _actor_memory())
             for campaign in campaigns:
                 dispatcher.wait(campaign.id, progress=False, timeout_s=300)
+            row("sent, actors idle", _actor_memory())
             deadline = time.monotonic() + IDLE_STOP_S * 6 + 30
             while _actor_memory()["instances"] and time.monotonic() < deadline:
                 time.sleep(1.0)
