@@ -203,7 +203,8 @@ class Coordinator:
         """Each number's actor stats; a number without an actor shows ``stopped`` (with its
         last actor's figures, if it had one)."""
         await self._core_ready()
-        assert self._store is not None
+        if self._store is None:
+            raise RuntimeError("coordinator not started")
         if instance_id is not None:
             found = self._fleet.stats.get(UUID(instance_id))
             if found:
