@@ -4,6 +4,7 @@ real Postgres and Redis) and the worker's own idle stop (the sandbox over real H
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from uuid import UUID
 
 import pytest
@@ -15,12 +16,36 @@ from dispatcher.meta.client import MetaClient
 from dispatcher.queue.streams import WorkQueue
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.store import Store
-from dispatcher.store.models import Instance, InstanceStatus, RecipientStatus
+from dispatcher.store.models import (
+    Campaign,
+    CampaignStatus,
+    Instance,
+    InstanceStatus,
+    RecipientStatus,
+)
 from tests.engine.conftest import MakeCampaign, MakeInstance
 from tests.engine.fakes import FakeClock, FakeFleet, run_clock, wait_for
 
 IDLE_S = 300.0
 CHECK_S = 5.0
+
+
+@pytest.fixture
+async def make_campaign(
+    store: Store, make_campaign: MakeCampaign
+) -> AsyncIterator[Callable[..., Awaitable[Campaign]]]:
+    """Campaigns cancelled after the test: the engine tests share a database, and a running
+    campaign left behind would be routed by the next test's coordinator."""
+    made: list[Campaign] = []
+
+    async def make(*args: object, **kwargs: object) -> Campaign:
+        campaign = await make_campaign(*args, **kwargs)
+        made.append(campaign)
+        return campaign
+
+    yield make
+    for campaign in made:
+        await store.campaigns.transition(campaign.id, CampaignStatus.CANCELLED)
 
 
 def core(store: Store, queue: WorkQueue, fleet: FakeFleet, clock: FakeClock) -> CoordinatorCore:
@@ -164,7 +189,7 @@ async def test_a_worker_stops_only_when_idle_and_its_successor_sends_the_rest_on
     sandbox: SandboxControl,
 ) -> None:
     instance = sandbox_instance
-    campaign = await make_campaign([instance], 20, start=5000)
+    campaign = await make_campaign([instance], 20, start=7000)
     coordinator = core(store, work_queue, FakeFleet(), FakeClock())
     await coordinator.start_campaign(campaign.id)
     await coordinator.tick()  # two batches of 10
@@ -183,7 +208,7 @@ async def test_a_worker_stops_only_when_idle_and_its_successor_sends_the_rest_on
     assert await first.stop_if_idle(IDLE_S)
     await asyncio.wait_for(task, 30)
 
-    more = await make_campaign([instance], 10, start=6000)
+    more = await make_campaign([instance], 10, start=8000)
     await coordinator.start_campaign(more.id)
     await coordinator.tick()
     second = worker(instance, store, work_queue, client, clock)
