@@ -65,6 +65,24 @@ async def take_all(queue: WorkQueue, instance_id: UUID, *, ack: bool = True) -> 
     return [job.job_id for job in jobs]
 
 
+class Mine:
+    """What the fake fleet did for this test's numbers (the engine tests share a database:
+    another test's running campaign may be routed too)."""
+
+    def __init__(self, fleet: FakeFleet, *instances: Instance) -> None:
+        self._fleet = fleet
+        self._ids = {i.id for i in instances}
+
+    def started(self) -> list[UUID]:
+        return [i for i in self._fleet.ensured if i in self._ids]
+
+    def stops(self) -> list[tuple[UUID, float]]:
+        return [s for s in self._fleet.idle_stops if s[0] in self._ids]
+
+    def running(self) -> set[UUID]:
+        return self._fleet.running() & self._ids
+
+
 async def next_round(coordinator: CoordinatorCore, clock: FakeClock) -> None:
     """One tick after the sweep's interval: the sweep looks again."""
     clock.advance(CHECK_S)
@@ -78,23 +96,24 @@ async def test_only_a_number_with_work_gets_an_actor_and_it_stops_once_idle(
     campaign = await make_campaign(numbers[:1], 20)
     fleet, clock = FakeFleet(), FakeClock()
     coordinator = core(store, work_queue, fleet, clock)
+    mine = Mine(fleet, *numbers)
     await coordinator.start_campaign(campaign.id)
 
     await coordinator.tick()
-    assert fleet.ensured == [numbers[0].id]  # the four others cost nothing
+    assert mine.started() == [numbers[0].id]  # the four others cost nothing
     await next_round(coordinator, clock)
-    assert fleet.idle_stops == []  # its batches still wait on its stream
+    assert mine.stops() == []  # its batches still wait on its stream
     assert len(await take_all(work_queue, numbers[0].id)) == 2
 
     await next_round(coordinator, clock)
-    assert fleet.idle_stops == [(numbers[0].id, IDLE_S)]  # the actor decides, given the period
-    assert fleet.running() == set()
-    assert coordinator.idle.stopped == 1
+    assert mine.stops() == [(numbers[0].id, IDLE_S)]  # the actor decides, given the period
+    assert mine.running() == set()
+    assert coordinator.idle.stopped >= 1
 
     again = await make_campaign(numbers[:1], 5, start=100)
     await coordinator.start_campaign(again.id)
     await coordinator.tick()
-    assert fleet.ensured == [numbers[0].id, numbers[0].id]  # a new incarnation for new work
+    assert mine.started() == [numbers[0].id, numbers[0].id]  # a new incarnation for new work
 
 
 async def test_an_actor_stays_while_work_is_held_or_a_send_of_its_is_in_doubt(
@@ -104,13 +123,14 @@ async def test_an_actor_stays_while_work_is_held_or_a_send_of_its_is_in_doubt(
     campaign = await make_campaign([instance], 20)
     fleet, clock = FakeFleet(), FakeClock()
     coordinator = core(store, work_queue, fleet, clock)
+    mine = Mine(fleet, instance)
     await coordinator.start_campaign(campaign.id)
     await coordinator.tick()
 
     held = await take_all(work_queue, instance.id, ack=False)  # delivered, not acked
     assert len(held) == 2
     await next_round(coordinator, clock)
-    assert fleet.idle_stops == []
+    assert mine.stops() == []
     for job_id in held:
         assert await work_queue.ack(instance.id, job_id)
 
@@ -122,7 +142,7 @@ async def test_an_actor_stays_while_work_is_held_or_a_send_of_its_is_in_doubt(
         instance.id,
     )
     await next_round(coordinator, clock)
-    assert fleet.idle_stops == []  # a send of this number is in doubt
+    assert mine.stops() == []  # a send of this number is in doubt
     assert await store.in_doubt.of_instance(instance.id) == 1
 
     await store.pool.execute(
@@ -131,10 +151,10 @@ async def test_an_actor_stays_while_work_is_held_or_a_send_of_its_is_in_doubt(
     )
     fleet.busy.add(instance.id)  # the actor itself says it sent lately
     await next_round(coordinator, clock)
-    assert fleet.running() == {instance.id}
+    assert mine.running() == {instance.id}
     fleet.busy.clear()
     await next_round(coordinator, clock)
-    assert fleet.running() == set()
+    assert mine.running() == set()
 
 
 async def test_work_waiting_for_a_number_without_an_actor_starts_one(
@@ -151,8 +171,8 @@ async def test_work_waiting_for_a_number_without_an_actor_starts_one(
     fleet = FakeFleet()
     second = core(store, work_queue, fleet, FakeClock())
     await second.tick()  # nothing to route (the stream is full): the sweep finds the work
-    assert fleet.ensured == [instance.id]
-    assert second.idle.started == 1
+    assert Mine(fleet, instance, stopped).started() == [instance.id]
+    assert second.idle.started >= 1
 
 
 # -- the worker's own idle stop ---------------------------------------------------------
