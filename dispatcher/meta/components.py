@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from dispatcher.meta.render import BODY_ONLY_TEXT_MAX_CHARS, MAX_MESSAGE_BYTES
+
 MAX_COMPONENTS = 20
 """Per template: a header, a body, up to ten buttons and a carousel or offer fit well."""
 MAX_PARAMETERS = 100
@@ -46,9 +48,10 @@ MAX_SECTION_ITEMS = 30
 MAX_OBJECT_FIELDS = 50
 """Fields of one object inside a parameter (``flow_action_data`` included)."""
 MAX_TEXT_CHARS = 4_096
-MAX_COMPONENTS_BYTES = 64 * 1024
-"""All of a template's components, serialized: far above any real template, far below what
-would make every one of a campaign's messages heavy."""
+"""Any other string: captions, fallback values, payloads, tokens."""
+MAX_COMPONENTS_BYTES = MAX_MESSAGE_BYTES
+"""All of a template's components, serialized: no more than one whole message may be (a
+body-only text parameter alone may hold 32,768 characters, up to 128 KiB in UTF-8)."""
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -205,7 +208,11 @@ class Parameter(Strict):
     parameter_name: Key | None = Field(
         default=None, description="A named-parameter template's variable name (body, header)."
     )
-    text: Text | None = None
+    text: Annotated[str, StringConstraints(max_length=BODY_ONLY_TEXT_MAX_CHARS)] | None = Field(
+        default=None,
+        description="Meta's limits by component (60 characters in a header...) are checked "
+        "when a recipient's message is rendered, variables filled in.",
+    )
     currency: Currency | None = None
     date_time: DateTime | None = None
     image: Media | None = None

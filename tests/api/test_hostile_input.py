@@ -119,7 +119,7 @@ async def test_a_two_mebibyte_components_list_is_a_422(
 async def test_components_within_every_count_but_too_large_are_a_422(
     api: httpx.AsyncClient, store: Store, idle_instance: str
 ) -> None:
-    text = {"type": "text", "text": "x" * 4_000}
+    text = {"type": "text", "text": "x" * 30_000}
     components = [{"type": "body", "parameters": [text] * 20}]
     assert len(_dumps(components)) > MAX_COMPONENTS_BYTES
     body = _campaign(idle_instance, template={**TEMPLATE, "components": components})

@@ -243,7 +243,12 @@ INVALID: list[tuple[str, list[Any], str]] = [
         [body(*[{"type": "text", "text": "x"}] * (MAX_PARAMETERS + 1))],
         "0.parameters",
     ),
-    ("too large serialized", [body(*[{"type": "text", "text": "x" * 4_000}] * 20)], ""),
+    ("too large serialized", [body(*[{"type": "text", "text": "x" * 30_000}] * 10)], ""),
+    (
+        "a text past Meta's longest",
+        [body({"type": "text", "text": "x" * 32_769})],
+        "0.parameters.0.text",
+    ),
     ("not a list", {"type": "body"}, ""),
 ]
 
@@ -256,6 +261,11 @@ def test_invalid_components_name_where(case: str, components: list[Any], where: 
     assert any(loc == where or loc.startswith(where + ".") or not where for loc in locations)
     if not where:
         assert "" in locations
+
+
+def test_a_body_only_text_may_be_as_long_as_meta_allows() -> None:
+    longest = [body({"type": "text", "text": "😀" * 32_768})]  # 128 KiB in UTF-8
+    assert as_json(COMPONENTS.validate_python(longest)) == longest
 
 
 def test_a_two_mebibyte_list_is_refused_at_its_length() -> None:
