@@ -29,10 +29,14 @@ test-system: setup
 	DISPATCHER_REDIS_URL=$(SYSTEM_REDIS_URL) DISPATCHER_DATABASE_URL=$(SYSTEM_DATABASE_URL) \
 		$(BIN)/python -m pytest -m services $(PYTEST_ARGS)
 
-# schemathesis against the live API (the whole stack, as in the suite) with more examples.
-FUZZ_MAX_EXAMPLES ?= 50
+# schemathesis against the live API (the whole stack, as in the suite) with more examples than
+# the suite's 200 per operation (25 for POST /instances: each restarts an actor).
+FUZZ_MAX_EXAMPLES ?= 1000
+FUZZ_MAX_REGISTRATIONS ?= 100
+FUZZ_TIMEOUT_S ?= 3600
 fuzz: setup
-	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest tests/api/test_openapi.py \
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_MAX_REGISTRATIONS=$(FUZZ_MAX_REGISTRATIONS) \
+		FUZZ_TIMEOUT_S=$(FUZZ_TIMEOUT_S) $(BIN)/python -m pytest tests/api/test_openapi.py \
 		-k schemathesis -s $(PYTEST_ARGS)
 
 # Faults on real processes during real campaigns (tests/chaos/): the table of what Meta saw.

@@ -49,7 +49,9 @@ async def parse_json(request: Request, model: type[M], max_bytes: int = MAX_JSON
     body = await read_body(request, max_bytes)
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        # orjson refuses nesting past 1,024 levels itself; a recursive parser would raise
+        # RecursionError instead: either way the client's body, not the server, is at fault.
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     reject_nul(data)
     try:
@@ -68,21 +70,36 @@ def parse_query(request: Request, model: type[M]) -> M:
         raise validation_error(exc, "query ") from None
 
 
+MAX_JSON_DEPTH = 32
+"""Nesting of any body or JSON line: the deepest the API takes (a carousel card's parameter's
+object) is about ten. A deeper one is refused before pydantic, Postgres or a recursive walk
+sees it: a thousand levels would overflow Python's stack."""
+
+
 def reject_nul(value: Any, loc: list[str] | None = None) -> None:
-    """422 for a NUL character in any string or key: Postgres stores none (text or jsonb),
-    and would fail the write instead."""
-    loc = loc or []
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise nul_error(loc)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                raise nul_error(loc)
-            reject_nul(item, [*loc, key])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            reject_nul(item, [*loc, str(index)])
+    """422 for a NUL character in any string or key (Postgres stores none, text or jsonb, and
+    would fail the write instead), or for nesting deeper than ``MAX_JSON_DEPTH``. Iterative:
+    no input can exhaust the stack."""
+    pending: list[tuple[Any, list[str]]] = [(value, loc or [])]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise nul_error(where)
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if len(where) >= MAX_JSON_DEPTH:
+            raise too_deep(where)
+        children: list[tuple[Any, list[str]]] = []
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    raise nul_error(where)
+                children.append((child, [*where, key]))
+        else:
+            children.extend((child, [*where, str(index)]) for index, child in enumerate(item))
+        pending.extend(reversed(children))  # in document order: the first fault is reported
 
 
 def nul_error(loc: list[str]) -> ApiError:
@@ -92,4 +109,16 @@ def nul_error(loc: list[str]) -> ApiError:
         "validation_error",
         f"{where}: NUL characters are not allowed",
         [{"loc": loc, "msg": "NUL characters are not allowed", "type": "nul_character"}],
+    )
+
+
+def too_deep(loc: list[str], shown: int = 6) -> ApiError:
+    """Where the nesting starts (its first ``shown`` levels: not a thousand of them)."""
+    where = ".".join(loc[:shown]) + (".…" if len(loc) > shown else "")
+    msg = f"nested more than {MAX_JSON_DEPTH} levels deep"
+    return ApiError(
+        422,
+        "validation_error",
+        f"{where or 'body'}: {msg}",
+        [{"loc": loc[:shown], "msg": msg, "type": "too_deep"}],
     )

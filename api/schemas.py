@@ -6,11 +6,12 @@ from what the handlers validate. Inputs forbid unknown fields.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -20,8 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from dispatcher.meta.components import Components, as_json
 from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.scheduling import MAX_SCHEDULE_AHEAD, schedule_start
 from dispatcher.store.models import (
     CampaignStatus,
     InstanceStatus,
@@ -41,8 +44,19 @@ Bsuid = Annotated[str, StringConstraints(pattern=BSUID_RE.pattern)]
 Text = Annotated[str, StringConstraints(max_length=1_024)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-JobId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
-"""A Redis stream entry id."""
+UINT64_MAX = 2**64 - 1
+
+
+def _stream_id(value: str) -> str:
+    if any(int(part) > UINT64_MAX for part in value.split("-")):
+        raise ValueError("is past a Redis stream id's range (two 64-bit numbers)")
+    return value
+
+
+JobId = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$"), AfterValidator(_stream_id)
+]
+"""A Redis stream entry id: milliseconds and a sequence number, each an unsigned 64-bit."""
 Variables = (
     Annotated[dict[Key, Text], Field(max_length=MAX_VARIABLES)]
     | Annotated[list[Text], Field(max_length=MAX_VARIABLES)]
@@ -158,11 +172,20 @@ class TemplateIn(Input):
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,512}$")]
     language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")]
-    components: Annotated[list[dict[str, Any]], Field(max_length=20)] = Field(
+    components: Components = Field(
         default_factory=list,
-        description="Meta's template components; ``{{name}}`` placeholders are filled from a "
+        description="Meta's template components, as the Cloud API's send takes them "
+        "(dispatcher/meta/components.py); ``{{name}}`` placeholders are filled from a "
         "recipient's variables when they are an object.",
     )
+
+    def stored(self) -> dict[str, Any]:
+        """As the campaign keeps it: Meta's shape, fields not given left out."""
+        return {
+            "name": self.name,
+            "language": self.language,
+            "components": as_json(self.components),
+        }
 
 
 class RecipientIn(Input):
@@ -198,8 +221,15 @@ class CampaignIn(Input):
         "POST /campaigns/{id}/recipients.",
     )
     scheduled_at: AwareDatetime | None = Field(
-        default=None, description="When to start (with its time zone); absent: a draft."
+        default=None,
+        description="When to start, with its time zone; not in the past, at most "
+        f"{MAX_SCHEDULE_AHEAD.days} days ahead; kept in UTC. Absent: a draft.",
     )
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _startable(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else schedule_start(value, datetime.now(UTC))
 
     @field_validator("instance_ids")
     @classmethod
