@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
@@ -9,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from api.errors import ApiError, validation_error
+from dispatcher import uploads
+from dispatcher.uploads import UploadLimits, limited
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,28 +28,44 @@ def too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"the body is larger than {max_bytes} bytes")
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The whole body, refused with 413 as soon as it passes ``max_bytes``."""
+def _declared_over(request: Request, max_bytes: int | None) -> bool:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    return max_bytes is not None and declared.isdigit() and int(declared) > max_bytes
+
+
+async def read_body(request: Request, max_bytes: int, max_s: float | None = None) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``max_bytes``, and with 408
+    when it has not come whole ``max_s`` after now."""
+    if _declared_over(request, max_bytes):
         raise too_large(max_bytes)
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in limited(request.stream(), UploadLimits(max_s=max_s)):
         body += chunk
         if len(body) > max_bytes:
             raise too_large(max_bytes)
     return bytes(body)
 
 
-async def parse_json(request: Request, model: type[M], max_bytes: int = MAX_JSON_BYTES) -> M:
-    """The body as ``model``: 415 unless JSON, 413 past ``max_bytes``, 400 for malformed
-    JSON, 422 naming the first invalid field (all of them in ``details``)."""
+def upload_body(request: Request, limits: UploadLimits) -> AsyncIterator[bytes]:
+    """The body of a bulk upload as it streams in, within ``limits`` (bytes and time; rows
+    are counted where they are staged): past one, :class:`UploadLimitError` (413 or 408)."""
+    if limits.max_bytes is not None and _declared_over(request, limits.max_bytes):
+        raise uploads.too_large(limits.max_bytes)
+    return limited(request.stream(), limits)
+
+
+async def parse_json(
+    request: Request, model: type[M], max_bytes: int = MAX_JSON_BYTES, max_s: float | None = None
+) -> M:
+    """The body as ``model``: 415 unless JSON, 413 past ``max_bytes``, 408 when not received
+    within ``max_s``, 400 for malformed JSON, 422 naming the first invalid field (all of them
+    in ``details``)."""
     kind = media_type(request)
     if kind not in JSON_TYPES and not kind.endswith("+json"):
         raise ApiError(
             415, "unsupported_media_type", "send Content-Type: application/json", {"got": kind}
         )
-    body = await read_body(request, max_bytes)
+    body = await read_body(request, max_bytes, max_s)
     try:
         data = orjson.loads(body)
     except (orjson.JSONDecodeError, RecursionError) as exc:

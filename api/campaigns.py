@@ -40,7 +40,13 @@ async def campaign_or_404(state: AppState, campaign_id: UUID) -> Campaign:
 
 async def create_campaign(request: Request) -> Response:
     state = app_state(request)
-    given = await parse_json(request, CampaignIn, max_bytes=MAX_CAMPAIGN_BYTES)
+    limits = state.upload_limits
+    given = await parse_json(
+        request,
+        CampaignIn,
+        max_bytes=min(MAX_CAMPAIGN_BYTES, state.settings.max_upload_bytes),
+        max_s=limits.max_s,
+    )
     missing = [
         str(instance_id)
         for instance_id in given.instance_ids
@@ -62,6 +68,7 @@ async def create_campaign(request: Request) -> Response:
         instance_ids=given.instance_ids,
         recipients=(recipient.new() for recipient in given.recipients),
         scheduled_at=given.scheduled_at,
+        limits=limits,
     )
     log.info(
         "campaign %s (%s) created with %d recipients, %d of them duplicates",
@@ -147,6 +154,7 @@ OPERATIONS = [
         ("The campaign", CampaignOut),
         status=201,
         body=CampaignIn,
+        errors=[408],
     ),
     Operation(
         "GET",

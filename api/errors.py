@@ -16,13 +16,16 @@ from starlette.responses import Response
 from dispatcher.errors import (
     ConfigError,
     DispatcherError,
+    InstanceLimitError,
     InvalidRecipientError,
     QueueError,
     ServiceError,
     StoreError,
+    UploadLimitError,
 )
 from dispatcher.operations import NotFoundError
 from dispatcher.outages import OUTAGE_TYPES, is_outage
+from dispatcher.uploads import UploadLimit
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _dispatcher_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFoundError):
         return error_response(404, "not_found", str(exc), {"kind": exc.kind, "id": str(exc.key)})
+    if isinstance(exc, UploadLimitError):
+        return upload_refused(exc)
+    if isinstance(exc, InstanceLimitError):
+        return error_response(
+            409,
+            "instance_limit",
+            f"{exc.maximum} numbers are registered, the most allowed: remove one or raise "
+            "DISPATCHER_MAX_INSTANCES",
+            {"setting": "DISPATCHER_MAX_INSTANCES", "maximum": exc.maximum},
+        )
     if isinstance(exc, InvalidRecipientError):
         return error_response(422, "invalid_recipient", str(exc), {"index": exc.index})
     if isinstance(exc, StoreError):
@@ -123,6 +136,21 @@ async def _dispatcher_error(request: Request, exc: Exception) -> Response:
         log.error("configuration error in a request: %s", exc)
         return error_response(500, "internal_error", "the server is misconfigured")
     return error_response(400, "bad_request", str(exc))
+
+
+def upload_refused(exc: UploadLimitError) -> Response:
+    """413 past a size limit: the server reads and drops the rest of the body, so the client
+    (still sending) gets this answer. 408 past the time limit, and the connection is closed:
+    a client that stalled is not waited for any longer."""
+    timed_out = exc.limit == UploadLimit.SECONDS
+    setting = f"DISPATCHER_{exc.limit.upper()}"
+    return error_response(
+        408 if timed_out else 413,
+        "upload_timeout" if timed_out else "upload_too_large",
+        f"{exc.problem} ({setting}): nothing of it was recorded",
+        {"limit": exc.limit, "setting": setting, "maximum": exc.maximum},
+        headers={"Connection": "close"} if timed_out else None,
+    )
 
 
 async def _outage(request: Request, exc: Exception) -> Response:

@@ -53,6 +53,7 @@ async def register_instance(request: Request) -> Response:
         messaging_tier=given.tier(),
         throughput_mps=given.throughput_mps,
         waba_id=given.waba_id,
+        max_instances=state.settings.max_instances,
     )
     # The actor picks up the new token and limits (and detects what was not given).
     await call(state.coordinator.refresh_instance, str(instance.id))
@@ -96,11 +97,12 @@ OPERATIONS = [
         "POST",
         "/instances",
         register_instance,
-        "Register (or re-register) a number; its actor restarts with the new token",
+        "Register (or re-register) a number; its actor restarts with the new token. A new "
+        "number past DISPATCHER_MAX_INSTANCES is refused (409)",
         ("The instance", InstanceOut),
         status=201,
         body=InstanceIn,
-        errors=[503],
+        errors=[409, 503],
     ),
     Operation(
         "GET",

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.bodies import media_type, parse_query, reject_nul
+from api.bodies import media_type, parse_query, reject_nul, upload_body
 from api.campaigns import campaign_or_404
 from api.errors import ApiError, json_response, validation_details
 from api.message_limits import message_problem
@@ -33,11 +33,11 @@ log = logging.getLogger(__name__)
 
 
 async def _recipients(
-    request: Request, fmt: RecipientFormat, template: Template
+    body: AsyncIterator[bytes], fmt: RecipientFormat, template: Template
 ) -> AsyncIterator[NewRecipient]:
     """Validated recipients as the body streams in; a bad line stops the whole ingest, and
     so does one whose message would break Meta's limits."""
-    async for line, record in records(request.stream(), fmt):
+    async for line, record in records(body, fmt):
         try:
             reject_nul(record)
         except ApiError as exc:
@@ -71,10 +71,12 @@ async def append_recipients(request: Request) -> Response:
     campaign = await campaign_or_404(state, campaign_id)
     if campaign.status in FINAL:
         raise _finished(campaign.status.value)
+    limits = state.upload_limits
+    body = upload_body(request, limits)
     try:
         template = template_from_json(campaign.template)
         added = await state.store.recipients.ingest(
-            campaign_id, _recipients(request, fmt, template)
+            campaign_id, _recipients(body, fmt, template), limits
         )
     except RecipientLineError as exc:
         raise ApiError(
@@ -131,10 +133,11 @@ OPERATIONS = [
         "POST",
         "/campaigns/{campaign_id}/recipients",
         append_recipients,
-        "Append recipients in bulk, streamed; all or nothing (a bad line rejects the upload)",
+        "Append recipients in bulk, streamed; all or nothing (a bad line, or passing a limit "
+        "of DISPATCHER_MAX_UPLOAD_ROWS, _BYTES or _S, rejects the upload)",
         ("How many were added, and how many of them were duplicates", Appended),
         raw_body={"application/x-ndjson": _LINES, "application/jsonl": _LINES, "text/csv": _CSV},
-        errors=[404, 409, 415, 422],
+        errors=[404, 408, 409, 413, 415, 422],
     ),
     Operation(
         "GET",

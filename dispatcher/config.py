@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     app_secret: SecretStr = Field(default=SecretStr(""), validation_alias="WHATSAPP_APP_SECRET")
     graph_url: str = Field(default="https://graph.facebook.com", validation_alias="META_GRAPH_URL")
     api_version: str = Field(default="v25.0", validation_alias="META_API_VERSION")
+    max_upload_rows: int = Field(default=2_000_000, gt=0)
+    """Recipients one upload (a create or an append) may carry; more is refused whole (413)."""
+    max_upload_bytes: int = Field(default=512 * 2**20, gt=0)
+    """Bytes one bulk append may send (a create's JSON body has its own, smaller bound)."""
+    max_upload_s: float = Field(default=600.0, gt=0)
+    """Seconds a client has to send one upload's body; a slower one is cut (408)."""
+    max_instances: int = Field(default=1_000, gt=0)
+    """Numbers that may be registered; registering one more is refused (409)."""
     unreadable_limit: MessagingTier = MessagingTier.TIER_250
     """The messaging limit assumed for a portfolio whose limit the Graph API would not give
     (logged as an error and shown in stats, never silent)."""

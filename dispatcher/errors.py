@@ -59,3 +59,24 @@ class QueueError(DispatcherError):
         super().__init__(f"queue {queue}: {problem}")
         self.queue = queue
         self.problem = problem
+
+
+class UploadLimitError(DispatcherError):
+    """A bulk upload passed one of its limits: ``limit`` names the setting (e.g.
+    ``max_upload_rows``), ``maximum`` its value. Refused whole: nothing of it is recorded."""
+
+    def __init__(self, limit: str, maximum: float, problem: str) -> None:
+        super().__init__(f"{problem} ({limit} = {maximum:g})")
+        self.limit = limit
+        self.maximum = maximum
+        self.problem = problem
+
+
+class InstanceLimitError(StoreError):
+    """Registering one more number would pass ``maximum`` (the ``max_instances`` setting)."""
+
+    def __init__(self, phone_number_id: str, maximum: int) -> None:
+        super().__init__(
+            "instance", phone_number_id, f"{maximum} numbers are registered: the most allowed"
+        )
+        self.maximum = maximum

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -20,6 +21,8 @@ from dispatcher.store.models import (
     InstanceStatus,
     NewRecipient,
 )
+from dispatcher.store.staging import stage
+from dispatcher.uploads import UploadLimits
 
 
 class NotFoundError(DispatcherError):
@@ -39,9 +42,11 @@ async def register_instance(
     messaging_tier: MessagingTier | None = None,
     throughput_mps: int | None = None,
     waba_id: str | None = None,
+    max_instances: int | None = None,
 ) -> Instance:
     """Register (or update) a number; ``messaging_tier`` overrides its portfolio's limit;
-    ``waba_id`` (its WhatsApp Business Account) maps Meta's webhooks to it.
+    ``waba_id`` (its WhatsApp Business Account) maps Meta's webhooks to it. A new number
+    past ``max_instances`` is refused (:class:`InstanceLimitError`).
 
     A re-registered number is active again (a new token after a 190, say).
     """
@@ -53,6 +58,7 @@ async def register_instance(
         messaging_tier=messaging_tier,
         throughput_mps=throughput_mps,
         waba_id=waba_id,
+        max_instances=max_instances,
     )
     if messaging_tier is not None:
         await store.portfolios.set_override(business_id, messaging_tier)
@@ -73,24 +79,20 @@ async def create_campaign(
     instance_ids: Sequence[UUID],
     recipients: Iterable[NewRecipient] | AsyncIterable[NewRecipient] = (),
     scheduled_at: datetime | None = None,
+    limits: UploadLimits | None = None,
 ) -> Campaign:
-    """A draft (or scheduled) campaign with its recipients, streamed into Postgres."""
+    """A draft (or scheduled) campaign with its recipients, streamed into Postgres: all or
+    nothing (a refused recipient, passing ``limits`` or a failing input leave no campaign)."""
     for instance_id in instance_ids:
         if await store.instances.get(instance_id) is None:
             raise NotFoundError("instance", instance_id)
-    campaign = await store.campaigns.create(
-        name, template, list(instance_ids), scheduled_at=scheduled_at
-    )
+    upload = await stage(recipients, uuid.uuid4(), limits)
     try:
-        await store.recipients.ingest(campaign.id, recipients)
-    except BaseException:
-        # All or nothing: a campaign whose recipients were refused is not left behind.
-        await store.campaigns.discard(campaign.id)
-        raise
-    refreshed = await store.campaigns.get(campaign.id)
-    if refreshed is None:
-        raise NotFoundError("campaign", campaign.id)
-    return refreshed
+        return await store.campaigns.create(
+            name, template, list(instance_ids), scheduled_at=scheduled_at, upload=upload
+        )
+    finally:
+        upload.close()
 
 
 class Action(StrEnum):

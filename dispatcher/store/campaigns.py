@@ -9,7 +9,9 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatcher.store.ingest import apply
 from dispatcher.store.models import Campaign, CampaignStatus
+from dispatcher.store.staging import StagedUpload
 
 _COLUMNS = (
     "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
@@ -88,30 +90,32 @@ class Campaigns:
         instance_ids: Sequence[UUID],
         *,
         scheduled_at: datetime | None = None,
+        upload: StagedUpload | None = None,
     ) -> Campaign:
-        """A new campaign, ``draft`` (or ``scheduled`` when ``scheduled_at`` is given)."""
-        row = await self._pool.fetchrow(
-            f"""
-            INSERT INTO whatsapp_campaigns (name, template, instance_ids, scheduled_at, status)
-            VALUES ($1, $2, $3, $4,
-                    (CASE WHEN $4::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END)
-                        ::whatsapp_campaign_status)
-            RETURNING {_COLUMNS}
-            """,
-            name,
-            dict(template),
-            list(instance_ids),
-            scheduled_at,
-        )
+        """A new campaign, ``draft`` (or ``scheduled`` when ``scheduled_at`` is given), with
+        the recipients of ``upload`` (staged for its id), in one transaction: all or nothing."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO whatsapp_campaigns
+                    (id, name, template, instance_ids, scheduled_at, status)
+                VALUES (coalesce($5::uuid, gen_random_uuid()), $1, $2, $3, $4,
+                        (CASE WHEN $4::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END)
+                            ::whatsapp_campaign_status)
+                RETURNING {_COLUMNS}
+                """,
+                name,
+                dict(template),
+                list(instance_ids),
+                scheduled_at,
+                None if upload is None else upload.campaign_id,
+            )
+            if upload is not None:
+                await apply(conn, upload)
+                row = await conn.fetchrow(
+                    f"SELECT {_COLUMNS} FROM whatsapp_campaigns WHERE id = $1", row["id"]
+                )
         return _campaign(row)
-
-    async def discard(self, campaign_id: UUID) -> bool:
-        """Delete a campaign that never ran (its creation failed half-way), recipients and all."""
-        result = await self._pool.execute(
-            "DELETE FROM whatsapp_campaigns WHERE id = $1 AND status IN ('draft', 'scheduled')",
-            campaign_id,
-        )
-        return bool(result == "DELETE 1")
 
     async def get(self, campaign_id: UUID) -> Campaign | None:
         row = await self._pool.fetchrow(

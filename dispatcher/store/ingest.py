@@ -4,14 +4,17 @@ A list may name the same phone or BSUID twice (a CSV exported twice), in one upl
 appends. Every row is kept, but only the first row of each address is ever sent: the others
 become ``duplicate`` (final: never claimed, never sent), counted in ``total_duplicates``.
 
-How one ingest runs, in one transaction:
+How one ingest runs:
 
-1. the campaign must exist and not be finished (checked first, so a refused upload is not read);
+0. the campaign must exist and not be finished (checked first, so a refused upload is not
+   read); the rows are validated and staged outside the database as they stream in
+   (staging.py), so that no transaction waits on the client. Then, in one transaction
+   (:func:`apply`), once the input ended:
+1. the campaign is checked again (it may have finished meanwhile);
 2. an advisory lock on the campaign: appends to one campaign take turns, so each sees every
    row the previous one committed (two concurrent appends of the same address cannot both
    insert it as ``pending``); claims and send results are not held up by it;
-3. one binary COPY straight into the table, fed as the rows come (asyncpg buffers a few
-   hundred KB, never the input), so reading the input and writing rows overlap;
+3. one binary COPY straight into the table of the staged stream, as it was encoded;
 4. the campaign row is locked (the counter trigger of step 3 already holds it) and its status
    read again: a campaign the coordinator completed while the rows streamed in refuses them
    (:class:`CampaignFinishedError`, nothing recorded); from here to the commit a completion
@@ -23,17 +26,16 @@ How one ingest runs, in one transaction:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterable, Iterable
 from uuid import UUID
 
 import asyncpg
 
-from dispatcher.errors import CampaignFinishedError, InvalidRecipientError, StoreError
-from dispatcher.meta.messages import BSUID_RE, E164_RE
+from dispatcher.errors import CampaignFinishedError, StoreError
 from dispatcher.store.models import Ingested, NewRecipient
+from dispatcher.store.staging import COPY_COLUMNS, StagedUpload, stage
+from dispatcher.uploads import UploadLimits
 
-_COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
 _FINISHED = frozenset({"completed", "cancelled", "failed"})
 
 # pg_advisory_xact_lock(class, key): the class says "ingest", the key is the campaign (a hash
@@ -80,33 +82,6 @@ WHERE r.id = d.id
 """
 
 
-def check(index: int, new: NewRecipient) -> None:
-    """Raise :class:`InvalidRecipientError` unless exactly one valid address is given."""
-    if (new.phone is None) == (new.user_id is None):
-        raise InvalidRecipientError(index, "give exactly one of phone and user_id")
-    if new.phone is not None and not E164_RE.fullmatch(new.phone):
-        raise InvalidRecipientError(index, f"phone {new.phone!r} is not E.164 (+ and 7-15 digits)")
-    if new.user_id is not None and not BSUID_RE.fullmatch(new.user_id):
-        raise InvalidRecipientError(index, f"user_id {new.user_id!r} is not a BSUID")
-
-
-async def _records(
-    rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient], campaign_id: UUID
-) -> AsyncIterator[tuple[Any, ...]]:
-    """Validated COPY records, one at a time: the input is never held whole in memory."""
-    index = 0
-    if isinstance(rows, AsyncIterable):
-        async for new in rows:
-            check(index, new)
-            yield (campaign_id, new.phone, new.user_id, new.variables)
-            index += 1
-    else:
-        for new in rows:
-            check(index, new)
-            yield (campaign_id, new.phone, new.user_id, new.variables)
-            index += 1
-
-
 async def _check_open(conn: asyncpg.Connection, campaign_id: UUID, query: str) -> None:
     status = await conn.fetchval(query, campaign_id)
     if status is None:
@@ -115,31 +90,46 @@ async def _check_open(conn: asyncpg.Connection, campaign_id: UUID, query: str) -
         raise CampaignFinishedError(campaign_id, status)
 
 
+async def apply(conn: asyncpg.Connection, upload: StagedUpload) -> Ingested:
+    """Record a staged upload in its campaign, inside the caller's transaction on ``conn``:
+    steps 1 to 5 of the module docstring."""
+    campaign_id = upload.campaign_id
+    await _check_open(conn, campaign_id, _STATUS)
+    await conn.execute(_LOCK, campaign_id)
+    begun = await conn.fetchrow(_WATERMARK, campaign_id)
+    copied = await conn.copy_to_table(
+        "whatsapp_campaign_recipients",
+        source=upload.stream(),
+        columns=COPY_COLUMNS,
+        format="binary",
+    )
+    await _check_open(conn, campaign_id, _LOCK_STATUS)
+    # A campaign's first rows need no look-up of earlier ones (a create, or a CSV at once).
+    marked = await conn.execute(
+        _MARK_DUPLICATES, campaign_id, begun["watermark"], begun["earlier"] > 0
+    )
+    return Ingested(rows=int(copied.split()[-1]), duplicates=int(marked.split()[-1]))
+
+
 async def ingest(
     pool: asyncpg.Pool,
     campaign_id: UUID,
     rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
+    limits: UploadLimits | None = None,
 ) -> Ingested:
     """Append recipients from a (possibly async) stream: ``pending``, or ``duplicate`` when
     their address came earlier (see the module docstring for how).
 
-    All or nothing: one transaction, so an invalid row (:class:`InvalidRecipientError`, with
-    its index) leaves the campaign as it was. Refused for a missing campaign
-    (:class:`StoreError`) and a finished one (:class:`CampaignFinishedError`), also when it
-    finished while the rows streamed in.
+    All or nothing: an invalid row (:class:`InvalidRecipientError`, with its index), more
+    than ``limits.max_rows`` (:class:`UploadLimitError`) or a failing input leave the
+    campaign as it was. Refused for a missing campaign (:class:`StoreError`) and a finished
+    one (:class:`CampaignFinishedError`), also when it finished while the rows streamed in.
     """
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         await _check_open(conn, campaign_id, _STATUS)
-        await conn.execute(_LOCK, campaign_id)
-        begun = await conn.fetchrow(_WATERMARK, campaign_id)
-        copied = await conn.copy_records_to_table(
-            "whatsapp_campaign_recipients",
-            records=_records(rows, campaign_id),
-            columns=_COPY_COLUMNS,
-        )
-        await _check_open(conn, campaign_id, _LOCK_STATUS)
-        # A campaign's first rows need no look-up of earlier ones (a create, or a CSV at once).
-        marked = await conn.execute(
-            _MARK_DUPLICATES, campaign_id, begun["watermark"], begun["earlier"] > 0
-        )
-    return Ingested(rows=int(copied.split()[-1]), duplicates=int(marked.split()[-1]))
+    upload = await stage(rows, campaign_id, limits)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            return await apply(conn, upload)
+    finally:
+        upload.close()

@@ -9,9 +9,18 @@ from uuid import UUID
 import asyncpg
 
 from dispatcher.crypto import Keyring
+from dispatcher.errors import InstanceLimitError
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.store.models import Instance, InstanceStatus
 from dispatcher.store.sealing import token_context
+
+# pg_advisory_xact_lock key of registrations under a cap: one at a time counts and inserts.
+REGISTER_LOCK = 0x696E7374_616E6365  # "instance"
+# Room for this number: it is registered already (an update), or fewer than the cap are.
+_ROOM = """
+SELECT EXISTS (SELECT 1 FROM whatsapp_instances WHERE phone_number_id = $1)
+       OR (SELECT count(*) FROM whatsapp_instances) < $2
+"""
 
 # Never the token: it lives sealed in whatsapp_instance_tokens and only instance_token() opens it.
 _COLUMNS = (
@@ -62,51 +71,59 @@ class Instances:
         messaging_tier: MessagingTier | None = None,
         throughput_mps: int | None = None,
         waba_id: str | None = None,
+        max_instances: int | None = None,
     ) -> Instance:
-        """Register a number, or update it (same ``phone_number_id``), in one statement.
+        """Register a number, or update it (same ``phone_number_id``), in one transaction.
 
         Its portfolio row is created when new; the token is stored apart, sealed (it never
-        reaches Postgres in plain text), and never returned.
+        reaches Postgres in plain text), and never returned. A new number is refused
+        (:class:`InstanceLimitError`) when ``max_instances`` are registered already;
+        registrations take turns on a lock, so none passes the cap.
         """
-        row = await self._pool.fetchrow(
-            f"""
-            WITH portfolio AS (
-                INSERT INTO whatsapp_portfolios (business_id) VALUES ($2)
-                ON CONFLICT (business_id) DO NOTHING
-            ), instance AS (
-                INSERT INTO whatsapp_instances
-                    (phone_number_id, business_id, name, messaging_tier, throughput_mps,
-                     waba_id, throughput_source)
-                VALUES ($1, $2, $3, $4, $5, $7,
-                        CASE WHEN $5::integer IS NULL THEN NULL ELSE 'operator' END)
-                ON CONFLICT (phone_number_id) DO UPDATE
-                SET business_id = excluded.business_id,
-                    name = excluded.name,
-                    messaging_tier = coalesce(excluded.messaging_tier,
-                                              whatsapp_instances.messaging_tier),
-                    throughput_mps = coalesce(excluded.throughput_mps,
-                                              whatsapp_instances.throughput_mps),
-                    waba_id = coalesce(excluded.waba_id, whatsapp_instances.waba_id),
-                    throughput_source = coalesce(excluded.throughput_source,
-                                                 whatsapp_instances.throughput_source),
-                    updated_at = now()
-                RETURNING {_COLUMNS}
-            ), token AS (
-                INSERT INTO whatsapp_instance_tokens (instance_id, sealed_token)
-                SELECT id, $6 FROM instance
-                ON CONFLICT (instance_id) DO UPDATE
-                SET sealed_token = excluded.sealed_token, access_token = NULL
+        async with self._pool.acquire() as conn, conn.transaction():
+            if max_instances is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTER_LOCK)
+                if not await conn.fetchval(_ROOM, phone_number_id, max_instances):
+                    raise InstanceLimitError(phone_number_id, max_instances)
+            row = await conn.fetchrow(
+                f"""
+                WITH portfolio AS (
+                    INSERT INTO whatsapp_portfolios (business_id) VALUES ($2)
+                    ON CONFLICT (business_id) DO NOTHING
+                ), instance AS (
+                    INSERT INTO whatsapp_instances
+                        (phone_number_id, business_id, name, messaging_tier, throughput_mps,
+                         waba_id, throughput_source)
+                    VALUES ($1, $2, $3, $4, $5, $7,
+                            CASE WHEN $5::integer IS NULL THEN NULL ELSE 'operator' END)
+                    ON CONFLICT (phone_number_id) DO UPDATE
+                    SET business_id = excluded.business_id,
+                        name = excluded.name,
+                        messaging_tier = coalesce(excluded.messaging_tier,
+                                                  whatsapp_instances.messaging_tier),
+                        throughput_mps = coalesce(excluded.throughput_mps,
+                                                  whatsapp_instances.throughput_mps),
+                        waba_id = coalesce(excluded.waba_id, whatsapp_instances.waba_id),
+                        throughput_source = coalesce(excluded.throughput_source,
+                                                     whatsapp_instances.throughput_source),
+                        updated_at = now()
+                    RETURNING {_COLUMNS}
+                ), token AS (
+                    INSERT INTO whatsapp_instance_tokens (instance_id, sealed_token)
+                    SELECT id, $6 FROM instance
+                    ON CONFLICT (instance_id) DO UPDATE
+                    SET sealed_token = excluded.sealed_token, access_token = NULL
+                )
+                SELECT {_COLUMNS} FROM instance
+                """,
+                phone_number_id,
+                business_id,
+                name,
+                None if messaging_tier is None else messaging_tier.value,
+                throughput_mps,
+                self._keyring.seal(access_token.encode(), token_context(phone_number_id)),
+                waba_id,
             )
-            SELECT {_COLUMNS} FROM instance
-            """,
-            phone_number_id,
-            business_id,
-            name,
-            None if messaging_tier is None else messaging_tier.value,
-            throughput_mps,
-            self._keyring.seal(access_token.encode(), token_context(phone_number_id)),
-            waba_id,
-        )
         return _instance(row)
 
     async def get(self, instance_id: UUID) -> Instance | None:

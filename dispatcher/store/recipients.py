@@ -36,6 +36,7 @@ from dispatcher.store.models import (
     Recipient,
     RecipientStatus,
 )
+from dispatcher.uploads import UploadLimits
 
 COLUMNS = (
     "id, campaign_id, phone, user_id, variables, status, claim_id, attempts, instance_id, "
@@ -80,10 +81,11 @@ class Recipients:
         self,
         campaign_id: UUID,
         rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
+        limits: UploadLimits | None = None,
     ) -> Ingested:
         """Append recipients from a (possibly async) stream, one message per address: see
         :func:`dispatcher.store.ingest.ingest`."""
-        return await ingest(self._pool, campaign_id, rows)
+        return await ingest(self._pool, campaign_id, rows, limits)
 
     async def claim_pending(
         self, campaign_id: UUID, limit: int, *, lease: tuple[str, int] | None = None
