@@ -92,7 +92,7 @@ async def _store_rows(store: Store) -> list[Row]:
             )
 
     return [
-        await _timed("recipients ingested (COPY, streamed)", INGEST_ROWS, ">= 100,000/s", ingest),
+        await _timed("recipients ingested (staged, one COPY)", INGEST_ROWS, ">= 100,000/s", ingest),
         await _timed(f"recipients claimed (batches of {BATCH})", UPDATE_ROWS, "", claim),
         await _timed("recipients marked sending", UPDATE_ROWS, "", mark),
         await _timed("send results applied (sent)", UPDATE_ROWS, ">= 20,000/s", results),
