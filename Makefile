@@ -9,7 +9,7 @@ SRC := dispatcher actors api
 SYSTEM_REDIS_URL ?= redis://127.0.0.1:6379/15
 SYSTEM_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup test test-system fuzz lint format bench demo chaos chaos-short clean
+.PHONY: setup test test-system fuzz lint format bench bench-scale demo chaos chaos-short clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,10 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m dispatcher.bench
+
+# Every hot-path statement's plan at 10 million recipients (BENCH_SCALE_ROWS): ~10 min, ~5 GB.
+bench-scale: setup
+	$(BIN)/python -m dispatcher.bench pgscale
 
 demo: setup
 	$(BIN)/dispatcher demo

@@ -1,6 +1,7 @@
 """``make bench``: what the dispatcher's hot paths cost, printed as tables anyone can rerun.
 
-``python -m dispatcher.bench`` runs every section; ``python -m dispatcher.bench NAME...`` some.
+``python -m dispatcher.bench`` runs every section but the slow ones (``ON_DEMAND``);
+``python -m dispatcher.bench NAME...`` the ones named.
 Figures are rates measured in one run, so ratios between rows are meaningful even on a noisy
 shared machine; absolute numbers vary from run to run.
 """
@@ -14,7 +15,9 @@ import sys
 from rich.console import Console
 
 # Each section is a module of this package with ``run(console)``; listed in run order.
-SECTIONS = ["services", "policies", "meta", "store", "webhooks", "actors", "fleet"]
+SECTIONS = ["services", "policies", "meta", "store", "webhooks", "actors", "fleet", "pgscale"]
+# Run only when named (``make bench-scale``): pgscale fills 10 million rows, minutes of work.
+ON_DEMAND = frozenset({"pgscale"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     # Wide enough for the tables when the output is a file or a pipe, not a terminal.
     console = Console(width=None if sys.stdout.isatty() else 132)
-    for name in args.sections or SECTIONS:
+    for name in args.sections or [s for s in SECTIONS if s not in ON_DEMAND]:
         console.rule(f"bench: {name}")
         module = importlib.import_module(f"dispatcher.bench.{name}")
         module.run(console)

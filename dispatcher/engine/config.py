@@ -57,6 +57,13 @@ class EngineConfig:
     gate_margin_s: float = 3600.0
     """A routed message may go out this long after its slot is reserved; the 24 h
     messaging-limit window is widened by it so the slot is never reused too early."""
+    contacts_prune_interval_s: float = 300.0
+    """How often the coordinator forgets portfolio contacts past the gate's window (24 h
+    plus gate_margin_s): they no longer count, and the table would grow with every send."""
+    contacts_prune_batch: int = 10_000
+    """Contacts deleted per statement: short transactions, however large the backlog."""
+    contacts_prune_max_batches: int = 20
+    """Batches per round at most: a large backlog is worked off over several rounds."""
     stale_after_s: float = 1800.0
     """Recipients 'queued'/'sending' untouched this long lost their batch (a cleared queue)
     and go back to pending. Batches held by a live actor are kept alive (touch_interval_s)."""

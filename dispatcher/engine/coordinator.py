@@ -23,6 +23,7 @@ from uuid import UUID
 
 from dispatcher.engine.batch import Batch
 from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.contacts import prune_contacts
 from dispatcher.engine.dead_letters import give_back_reclaimed, retry_dead_letters
 from dispatcher.engine.idle import IdleSweep
 from dispatcher.engine.lease import LeaseKeeper
@@ -155,6 +156,7 @@ class CoordinatorCore:
         self._stale_holds: set[UUID] = set()
         self._last_recover = clock()
         self._last_limits = clock()
+        self._last_prune = -float("inf")
         self.recovery = QueueRecovery(store, queue, self.config, clock)
         self.idle = IdleSweep(store, queue, fleet, self.config, clock)
         self.routed_batches = 0
@@ -243,6 +245,9 @@ class CoordinatorCore:
         await self.recovery.sweep()  # before the policy: orphans of lost batches join it
         if self._clock() - self._last_in_doubt >= self.config.in_doubt_check_interval_s:
             await self.resolve_in_doubt()
+        if self._clock() - self._last_prune >= self.config.contacts_prune_interval_s:
+            self._last_prune = self._clock()
+            await prune_contacts(self._store, self.config)
         self.ticks += 1
 
     # -- the lease ------------------------------------------------------------------------
@@ -553,11 +558,15 @@ class CoordinatorCore:
         the gate before awaiting again leaves no claim routed in between outside it."""
         portfolio = await self._store.portfolios.ensure(business_id)
         window = DAY_S + self.config.gate_margin_s
+        tier = portfolio.tier_assuming(self.config.unreadable_limit)
+        if tier.limit is None:
+            # An unlimited gate tracks nobody: its window (millions of contacts for a large
+            # sender) is not read. A lower limit later rebuilds the gate (apply_limit).
+            return portfolio, MessagingLimitGate(None, window_s=window, clock=self._clock)
         history = await self._store.portfolios.gate_history(
             business_id, self._clock, window_s=window
         )
         history.extend(await self._in_flight(business_id))
-        tier = portfolio.tier_assuming(self.config.unreadable_limit)
         gate = MessagingLimitGate.from_history(
             tier.limit, history, window_s=window, clock=self._clock
         )

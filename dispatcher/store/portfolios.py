@@ -154,11 +154,25 @@ class Portfolios:
             (recipient, now - age) for recipient, age in await self.window(business_id, window_s)
         ]
 
-    async def prune_contacts(self, older_than_s: float = DAY_S) -> int:
-        """Forget contacts last sent to before the window (they no longer count); how many."""
+    async def prune_contacts(self, older_than_s: float = DAY_S, limit: int = 10_000) -> int:
+        """Forget up to ``limit`` contacts last sent to before the window (they no longer
+        count), oldest first; how many. Call again until it returns less than ``limit``.
+
+        Bounded: one short transaction per batch, never one that locks millions of rows.
+        Read through the ``last_sent_at`` index (0014) and deleted by row address (a join
+        back on the key was planned as a scan of the whole table); a contact sent to again
+        meanwhile (its ``last_sent_at`` moved) is re-checked under its row lock and kept.
+        """
         result = await self._pool.execute(
-            "DELETE FROM whatsapp_portfolio_contacts "
-            "WHERE last_sent_at < now() - make_interval(secs => $1)",
+            """
+            DELETE FROM whatsapp_portfolio_contacts
+            WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM whatsapp_portfolio_contacts
+                WHERE last_sent_at < now() - make_interval(secs => $1)
+                ORDER BY last_sent_at LIMIT $2
+                FOR UPDATE SKIP LOCKED))
+            """,
             older_than_s,
+            limit,
         )
         return int(result.split()[-1])
