@@ -21,6 +21,9 @@ import asyncpg
 from dispatcher.store.hot_paths import BATCH, LEASE, Sample
 
 BUSINESS = "scale-biz"
+"""The big sender: unlimited (no other portfolio can reach millions of recipients a day)."""
+LIMITED = "limited-biz"
+"""A portfolio at TIER_100K with a full window: the gate's history read at its largest."""
 INSTANCES = 4
 EPOCH = 1
 QUEUE_PREFIX = "scale:"
@@ -132,8 +135,9 @@ WHERE c.id = a.campaign_id
 
 # The window: everyone the running campaign reached (the last 21 h); the backlog: half the
 # completed campaigns' audience, last sent 1 to 9 days ago (what pruning removes); and the
-# windows of other portfolios on the same database. Inserted in time order, as the trigger
-# writes them. $1 business, $2 running campaign, $3 audience, $4 other portfolios' contacts.
+# windows of other portfolios on the same database, one of them limited (its window at most
+# its limit). Inserted in time order, as the trigger writes them. $1 business, $2 running
+# campaign, $3 audience, $4 other portfolios' contacts, $5 how many, $6 limited, $7 its.
 _CONTACTS = """
 INSERT INTO whatsapp_portfolio_contacts (business_id, recipient, first_sent_at, last_sent_at)
 SELECT business_id, recipient, last_sent_at, last_sent_at FROM (
@@ -147,6 +151,9 @@ SELECT business_id, recipient, last_sent_at, last_sent_at FROM (
     SELECT 'other-biz-' || p % $5, '+55319' || lpad(p::text, 8, '0'),
            now() - (p % 1000) * interval '80 seconds'
     FROM generate_series(0, $4 - 1) AS p
+    UNION ALL
+    SELECT $6, '+55419' || lpad(p::text, 8, '0'), now() - (p % 1000) * interval '80 seconds'
+    FROM generate_series(0, $7 - 1) AS p
 ) AS c ORDER BY last_sent_at
 """
 OTHER_PORTFOLIOS = 9
@@ -163,8 +170,9 @@ _CHUNK = 1_000_000
 async def _instances(conn: asyncpg.Connection) -> list[uuid.UUID]:
     await conn.execute(
         "INSERT INTO whatsapp_portfolios (business_id, detected_tier, detected_at, limit_source) "
-        "VALUES ($1, 'TIER_100K', now(), 'graph_api')",
+        "VALUES ($1, 'TIER_UNLIMITED', now(), 'graph_api'), ($2, 'TIER_100K', now(), 'graph_api')",
         BUSINESS,
+        LIMITED,
     )
     rows = await conn.fetch(
         """
@@ -271,8 +279,9 @@ async def fill(
         OTHER_PORTFOLIOS,
     )
     await conn.execute(
-        _CONTACTS, BUSINESS, running, shape.audience, shape.rows // 2, OTHER_PORTFOLIOS
-    )
+        _CONTACTS, BUSINESS, running, shape.audience, shape.rows // 2, OTHER_PORTFOLIOS,
+        LIMITED, min(100_000, shape.rows // 100),
+    )  # fmt: skip
     # A live coordinator lease: leased claims run as they do in a deployment.
     await conn.execute(
         "INSERT INTO whatsapp_coordinator_lease VALUES "
@@ -323,6 +332,7 @@ async def _sample(
     )
     return Sample(
         business_id=BUSINESS,
+        limited_business_id=LIMITED,
         instance_id=instance_id,
         epoch=EPOCH,
         running=running,

@@ -32,7 +32,8 @@ ROWS = 10_000_000
 def _index(plan: PlanSummary) -> str:
     if plan.scans_big_table:
         return "SEQ SCAN " + ", ".join(plan.seq_scans)
-    return ", ".join(i.removeprefix("whatsapp_") for i in plan.indexes) or "-"
+    short = (i.removeprefix("whatsapp_").removeprefix("campaign_") for i in plan.indexes)
+    return ", ".join(short) or "-"
 
 
 async def _measure(server_url: str, rows: int, console: Console) -> tuple[float, list[HotPathPlan]]:

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import asyncpg
 
+from dispatcher.crypto import Keyring, generate_key
 from dispatcher.store import Store
 
 _names = itertools.count()
@@ -64,7 +65,9 @@ class _Probe:
 async def capture(call: Callable[[Store], Awaitable[object]]) -> Statement:
     """The statement ``call`` sends first through the store's pool (it is not run)."""
     try:
-        await call(Store.over(cast(asyncpg.Pool, _Probe())))
+        # A key of its own: no hot-path statement seals or opens a secret.
+        keyring = Keyring([generate_key()])
+        await call(Store.over(cast(asyncpg.Pool, _Probe()), keyring))
     except _Captured as captured:
         return captured.statement
     raise LookupError("the call sent no statement")

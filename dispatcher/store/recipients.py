@@ -94,8 +94,8 @@ class Recipients:
         ``claim_id``; None when there are none or the campaign is not ``running``.
 
         ``FOR UPDATE SKIP LOCKED``: concurrent claimers never get the same recipient and never
-        wait on each other (one racing another over the same oldest rows may get fewer, or
-        None: it claims again on its next round). ``lease`` (holder, epoch): claim only
+        wait on each other (past three racing on the same oldest rows, one may get fewer,
+        or None: it claims again on its next round). ``lease`` (holder, epoch): claim only
         while that coordinator lease is held and unexpired, checked in this statement (see
         ``store/fencing.py``).
         """
@@ -108,11 +108,13 @@ class Recipients:
                 -- table's first id instead, discarding every row of other campaigns and
                 -- every sent one (7 million at 10 million rows; make bench-scale). Locked
                 -- and checked again after: another claimer may have taken some meanwhile.
+                -- Four batches of candidates: up to three claimers racing on the same
+                -- oldest rows (skipped, locked) still leave this one a full batch.
                 SELECT r.id FROM whatsapp_campaign_recipients r
                 WHERE r.id = ANY(ARRAY(
                           SELECT p.id FROM whatsapp_campaign_recipients p
                           WHERE p.campaign_id = $1 AND p.status = 'pending'
-                          ORDER BY p.id LIMIT $2))
+                          ORDER BY p.id LIMIT 4 * $2))
                   AND r.campaign_id = $1 AND r.status = 'pending'
                   AND EXISTS (SELECT 1 FROM whatsapp_campaigns c
                               WHERE c.id = $1 AND c.status = 'running')

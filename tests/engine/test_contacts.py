@@ -102,7 +102,7 @@ async def _history_reads(
     campaign = await make_campaign([instance], 20)
     recording = RecordingPool(store.pool)
     coordinator = CoordinatorCore(
-        Store.over(cast(asyncpg.Pool, recording)),
+        Store.over(cast(asyncpg.Pool, recording), store.keyring),
         work_queue,
         FakeFleet(),
         EngineConfig(batch_size=10),
