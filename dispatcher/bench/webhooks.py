@@ -19,22 +19,18 @@ import hashlib
 import hmac
 import multiprocessing
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-APP_SECRET = "bench-app-secret"  # noqa: S105 - a throwaway secret of this bench's own server
+from dispatcher.bench.serving import APP_SECRET, Served
+
 LOAD_S = 6.0
 CLOSED_LOOP = (64, 256, 512)
 OPEN_LOOP_RATE = 3_000
@@ -177,43 +173,6 @@ def _measure(load: Load) -> dict[str, Any]:
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "DISPATCHER_"))}
-    env.update(
-        {
-            "DISPATCHER_DATA_DIR": str(data),
-            "DISPATCHER_API_TOKEN": "bench-api-token",
-            "WHATSAPP_APP_SECRET": APP_SECRET,
-            "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
-            "RAY_TMPDIR": str(data / "ray"),
-        }
-    )
-    (data / "ray").mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "dispatcher.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        command, env=env, stdout=subprocess.DEVNULL, stderr=(data / "serve.log").open("wb")
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dispatcher serve exited; see {data / 'serve.log'}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("dispatcher serve did not answer in 180 s")
-
-
 def _row(table: Table, label: str, results: dict[str, Any]) -> None:
     latencies = sorted(results["latencies"])
     ok = len(latencies)
@@ -247,21 +206,16 @@ def run(console: Console) -> None:
         "503 (retry)",
     ):
         table.add_column(column, justify="right")
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-wh-", dir="/tmp") as tmp:
-        serve = _serve(Path(tmp), port)
-        try:
-            for connections in CLOSED_LOOP:
-                results = _measure(Load(port, connections, LOAD_S))
-                _row(table, f"{connections} concurrent", results)
-            results = _measure(Load(port, OPEN_LOOP_CONNECTIONS, LOAD_S, rate=OPEN_LOOP_RATE))
-            _row(table, f"{OPEN_LOOP_RATE:,}/s scheduled", results)
-        finally:
-            serve.send_signal(signal.SIGINT)
-            try:
-                serve.wait(90)
-            except subprocess.TimeoutExpired:
-                serve.kill()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-wh-", dir="/tmp") as tmp,
+        Served(Path(tmp)) as served,
+    ):
+        port = served.port
+        for connections in CLOSED_LOOP:
+            results = _measure(Load(port, connections, LOAD_S))
+            _row(table, f"{connections} concurrent", results)
+        results = _measure(Load(port, OPEN_LOOP_CONNECTIONS, LOAD_S, rate=OPEN_LOOP_RATE))
+        _row(table, f"{OPEN_LOOP_RATE:,}/s scheduled", results)
     console.print(table)
     console.print(
         f"{os.cpu_count()} cores, API, coordinator (applying the statuses) and load generator "
