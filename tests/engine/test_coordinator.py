@@ -26,7 +26,9 @@ from tests.engine.fakes import FakeClock, FakeFleet
 def core(
     store: Store, queue: WorkQueue, fleet: FakeFleet, clock: FakeClock, **config: object
 ) -> CoordinatorCore:
-    tunables = {"batch_size": 10, "queued_batches_per_instance": 2, **config}
+    # Whole batches to the end (no tail sizing, tests/engine/test_routing_latency.py): the
+    # counts below follow batch_size alone.
+    tunables = {"batch_size": 10, "queued_batches_per_instance": 2, "tail_split": 0, **config}
     return CoordinatorCore(store, queue, fleet, EngineConfig(**tunables), clock)  # type: ignore[arg-type]
 
 
