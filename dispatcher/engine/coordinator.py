@@ -437,7 +437,8 @@ class CoordinatorCore:
         # takes the last small batches before the others had their turn.
         now = self._clock()
         rates = {i.id: self._rate(i) for i in candidates}
-        total_rate = sum(rates.values())
+        # One number has nobody to share the tail with: whole batches to the end.
+        total_rate = sum(rates.values()) if len(candidates) > 1 else 0.0
         remaining = campaign.pending
         wanting = list(candidates)
         while wanting:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 
+MIN_BATCH = 10
+"""The smallest batch outside a tail: a smaller one costs a claim and a stream entry for
+too little work."""
 MIN_BATCH_S = 0.05
-"""The smallest batch, in seconds of its number's sends: a smaller one costs a claim and a
-stream entry for too little work. In time, not a count: a floor of so many messages would
-give a slow number more than its share of the very end."""
+"""The smallest tail batch, in seconds of its number's sends. In time, not a count: a floor
+of so many messages would give a slow number more than its share of the very end."""
 DEFAULT_RATE_MPS = 80.0
 """Meta's default throughput: assumed for a number whose rate nobody reported yet."""
 
@@ -30,10 +32,9 @@ def batch_size(
 ) -> int:
     """The next batch's size for a number sending at ``rate_mps``, when ``remaining``
     recipients of the campaign are still unrouted and its numbers together send at
-    ``total_rate_mps``."""
-    seconds = batch_seconds
-    if total_rate_mps > 0 and tail_split > 0:
-        seconds = min(seconds, remaining / total_rate_mps / tail_split)
-    size = math.ceil(rate_mps * seconds)
-    floor = math.ceil(rate_mps * MIN_BATCH_S)
-    return max(1, floor, min(max_size, size))
+    ``total_rate_mps`` (0: no tail sizing, e.g. a campaign with one number)."""
+    full = max(MIN_BATCH, min(max_size, int(rate_mps * batch_seconds)))
+    if total_rate_mps <= 0 or tail_split <= 0:
+        return full
+    tail = math.ceil(rate_mps * remaining / total_rate_mps / tail_split)
+    return min(full, max(1, math.ceil(rate_mps * MIN_BATCH_S), tail))
