@@ -54,13 +54,14 @@ async def test_routing_keeps_queued_batches_per_instance(
     campaign = await make_campaign([instance], 100)
     fleet, clock = FakeFleet(), FakeClock()
     coordinator = core(store, work_queue, fleet, clock, queued_batches_per_instance=3)
-    assert await coordinator.start_campaign(campaign.id)
     assert fleet.ensured == []  # no actor before work is routed to the number
-
-    await coordinator.tick()
+    assert await coordinator.start_campaign(campaign.id)  # a send routes at once
     assert await waiting(work_queue, instance.id) == 3
     assert fleet.ensured == [instance.id]
+
     await coordinator.tick()  # nothing was read: nothing more is routed
+    assert await waiting(work_queue, instance.id) == 3
+    await coordinator.tick()
     assert await waiting(work_queue, instance.id) == 3
 
     [job] = await work_queue.read(instance.id, "actor", count=1)
