@@ -15,7 +15,17 @@ import sys
 from rich.console import Console
 
 # Each section is a module of this package with ``run(console)``; listed in run order.
-SECTIONS = ["services", "policies", "meta", "store", "webhooks", "actors", "fleet", "campaigns", "pgscale"]
+SECTIONS = [
+    "services",
+    "policies",
+    "meta",
+    "store",
+    "webhooks",
+    "actors",
+    "fleet",
+    "campaigns",
+    "pgscale",
+]
 # Run only when named (``make bench-scale``): pgscale fills 10 million rows, minutes of work.
 ON_DEMAND = frozenset({"pgscale"})
 
