@@ -89,6 +89,9 @@ class Coordinator:
         self._core.webhook_watermark = lambda: applier.watermark_s
         self._tasks = [
             asyncio.create_task(self._loop(self._tick, self._deployment.engine.route_interval_s)),
+            asyncio.create_task(
+                self._loop(self._complete, self._deployment.engine.completion_check_s)
+            ),
             asyncio.create_task(self._loop(self._poll, self._deployment.engine.stats_interval_s)),
             asyncio.create_task(self._apply_webhooks()),
         ]
@@ -124,6 +127,10 @@ class Coordinator:
             # unwritten results and stall the campaign once Postgres is back.
             await self._fleet.stop_all()
         await self._core.tick()
+
+    async def _complete(self) -> None:
+        if self._core is not None and self._core.active:
+            await self._core.complete_settled()
 
     async def _apply_webhooks(self) -> None:
         """Statuses are applied by the active coordinator alone: its watermark is then the

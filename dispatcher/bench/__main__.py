@@ -21,6 +21,7 @@ SECTIONS = [
     "meta",
     "store",
     "webhooks",
+    "campaigns",
     "scale",
     "actors",
     "fleet",

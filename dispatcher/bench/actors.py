@@ -7,9 +7,7 @@ the actor's CPU per message, its memory.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,11 +15,9 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from dispatcher.config import load_settings
+from dispatcher.bench.local import actor_stats, local_dispatcher
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.sandbox.config import NumberConfig, PortfolioConfig, SandboxConfig, WebhookConfig
-from dispatcher.sandbox.server import SandboxProcess
-from dispatcher.sdk import Dispatcher
 
 SCENARIOS = [
     # phone_number_id, limit msg/s, messages
@@ -74,67 +70,45 @@ def run(console: Console) -> None:
         "actor RSS MB",
     ):
         table.add_column(column, justify="right")
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-") as data,
-        SandboxProcess(_sandbox_config()) as sandbox,
-    ):
-        settings = load_settings().model_copy(
-            update={
-                "data_dir": Path(data),
-                "graph_url": sandbox.url,
-                "redis_url": "",
-                "database_url": "",
-            }
-        )
-        with Dispatcher.connect(settings=settings) as dispatcher:
-            for pid, limit, count in SCENARIOS:
-                instance = dispatcher.register_instance(
-                    pid, f"bench-{pid}", "bench", throughput_mps=limit
-                )
-                campaign = dispatcher.create_campaign(
-                    f"bench {pid}",
-                    TEMPLATE,
-                    [instance.id],
-                    ({"phone": f"+55{pid}{i:07d}"} for i in range(count)),
-                )
-                stats = _actor_stats(dispatcher, str(instance.id))
-                process = psutil.Process(stats["pid"])
-                cpu_before = sum(process.cpu_times()[:2])
-                started = time.perf_counter()
-                dispatcher.send(campaign.id)
-                dispatcher.wait(campaign.id, progress=False, timeout_s=count / limit * 3 + 60)
-                elapsed = time.perf_counter() - started
-                cpu = sum(process.cpu_times()[:2]) - cpu_before
-                stats = _actor_stats(dispatcher, str(instance.id))
-                audit = httpx.get(f"{sandbox.url}/_sandbox/audit").json()["numbers"][pid]
-                records = httpx.get(
-                    f"{sandbox.url}/_sandbox/requests", params={"limit": 200_000}, timeout=60
-                ).json()
-                achieved = _achieved(records, pid) if limit < 100_000 else count / elapsed
-                table.add_row(
-                    pid,
-                    f"{limit:,}" if limit < 100_000 else "none",
-                    f"{count:,}",
-                    f"{achieved:,.1f}",
-                    f"{achieved / limit:.2%}" if limit < 100_000 else "-",
-                    str(audit["errors"].get("130429", 0)),
-                    str(audit["max_received_per_s"]),
-                    f"{cpu / count * 1e6:,.0f}",
-                    f"{stats.get('rss_mb', 0):,.0f}",
-                )
+    with local_dispatcher(_sandbox_config()) as (dispatcher, sandbox_url):
+        for pid, limit, count in SCENARIOS:
+            instance = dispatcher.register_instance(
+                pid, f"bench-{pid}", "bench", throughput_mps=limit
+            )
+            campaign = dispatcher.create_campaign(
+                f"bench {pid}",
+                TEMPLATE,
+                [instance.id],
+                ({"phone": f"+55{pid}{i:07d}"} for i in range(count)),
+            )
+            stats = actor_stats(dispatcher, str(instance.id))
+            process = psutil.Process(stats["pid"])
+            cpu_before = sum(process.cpu_times()[:2])
+            started = time.perf_counter()
+            dispatcher.send(campaign.id)
+            dispatcher.wait(campaign.id, progress=False, timeout_s=count / limit * 3 + 60)
+            elapsed = time.perf_counter() - started
+            cpu = sum(process.cpu_times()[:2]) - cpu_before
+            stats = actor_stats(dispatcher, str(instance.id))
+            audit = httpx.get(f"{sandbox_url}/_sandbox/audit").json()["numbers"][pid]
+            records = httpx.get(
+                f"{sandbox_url}/_sandbox/requests", params={"limit": 200_000}, timeout=60
+            ).json()
+            achieved = _achieved(records, pid) if limit < 100_000 else count / elapsed
+            table.add_row(
+                pid,
+                f"{limit:,}" if limit < 100_000 else "none",
+                f"{count:,}",
+                f"{achieved:,.1f}",
+                f"{achieved / limit:.2%}" if limit < 100_000 else "-",
+                str(audit["errors"].get("130429", 0)),
+                str(audit["max_received_per_s"]),
+                f"{cpu / count * 1e6:,.0f}",
+                f"{stats.get('rss_mb', 0):,.0f}",
+            )
     console.print(table)
     console.print(
         "achieved msg/s: accepted sends per second over the middle 90 % of the run, as the "
         "sandbox saw them (the unthrottled row: messages over the campaign's wall time, "
         "database writes included)."
     )
-
-
-def _actor_stats(dispatcher: Dispatcher, instance_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        stats: dict[str, Any] = dispatcher.stats()["instances"].get(instance_id, {})
-        if "pid" in stats:
-            return stats
-        time.sleep(0.2)
-    raise TimeoutError(f"instance actor {instance_id} did not report its stats")

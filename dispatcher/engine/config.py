@@ -19,10 +19,17 @@ class EngineConfig:
     """The most recipients claimed and routed together (one stream entry)."""
     batch_seconds: float = 2.0
     """A batch holds about this many seconds of its number's sends (up to batch_size)."""
+    tail_split: int = 4
+    """Near a campaign's end a batch holds at most this fraction (1/tail_split) of the time
+    its unrouted rest takes on all its numbers: the numbers finish together (engine/sizing.py)."""
     queued_batches_per_instance: int = 2
     """The coordinator keeps about this many batches waiting per instance: enough to never
     starve a number, few enough that a number going down strands little work."""
     route_interval_s: float = 0.2
+    """The coordinator's round (routing, recovery); a send routes at once, without waiting."""
+    completion_check_s: float = 0.05
+    """How often a campaign with nothing left to route is checked for completion: one cheap
+    UPDATE, so ``completed`` follows the last result written by a fraction of a second."""
     recover_interval_s: float = 60.0
     visibility_timeout_s: float = 120.0
     """A batch held this long by a consumer that stopped touching it is reclaimed."""

@@ -13,6 +13,7 @@ same statement. Without one (tests, a single process) it is always active.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from dispatcher.engine.dead_letters import give_back_reclaimed, retry_dead_lette
 from dispatcher.engine.idle import IdleSweep
 from dispatcher.engine.lease import LeaseKeeper
 from dispatcher.engine.recovery import QueueRecovery, orphans_in_doubt
+from dispatcher.engine.sizing import DEFAULT_RATE_MPS, batch_size
 from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
@@ -112,7 +114,6 @@ class PortfolioState:
 DRAIN_CONSUMER = "coordinator-drain"
 HOLD_STATUS = "portfolio held"
 """How an instance actor's status reason begins when 131064 stopped its number."""
-MIN_BATCH = 10
 
 
 class CoordinatorCore:
@@ -165,16 +166,35 @@ class CoordinatorCore:
         self.ticks = 0
         """Rounds completed: lets an observer wait for the coordinator to have looked again."""
         self.suppressed_recipients = 0
+        self._routing = asyncio.Lock()
+        """One routing pass at a time: a send's immediate pass and the tick's would each
+        top the same streams up from their own snapshot of the depths."""
+        self._all_routed: set[UUID] = set()
+        """Running campaigns with nothing left to claim: checked often for completion."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start_campaign(self, campaign_id: UUID) -> bool:
-        """draft / scheduled / paused -> running; its numbers' actors start as work is routed
-        to them (by the active coordinator only: a standby's would compete)."""
+        """draft / scheduled / paused -> running, and its first batches routed at once, not at
+        the next tick; its numbers' actors start as work is routed to them (by the active
+        coordinator only: a standby's would compete)."""
         campaign = await self._store.campaigns.get(campaign_id)
         if campaign is None:
             return False
-        return await self._store.campaigns.transition(campaign_id, CampaignStatus.RUNNING)
+        if not await self._store.campaigns.transition(campaign_id, CampaignStatus.RUNNING):
+            return False
+        await self.route_now(campaign_id)
+        return True
+
+    async def route_now(self, campaign_id: UUID) -> None:
+        """Route one running campaign's work now (it was just sent or resumed)."""
+        if not self.active or not self._still_active():
+            return
+        async with self._routing:
+            campaign = await self._store.campaigns.get(campaign_id)
+            if campaign is None or campaign.status is not CampaignStatus.RUNNING:
+                return
+            await self._route(campaign, await self._stream_depths([campaign]))
 
     async def resume_campaign(self, campaign_id: UUID) -> bool:
         """paused / held -> running; a paused campaign that never started goes back to
@@ -214,22 +234,9 @@ class CoordinatorCore:
             await self.start_campaign(campaign.id)
         running = await self._store.campaigns.running()
         await self._resync_gates(only_blocked=True)
-        depth = await self._stream_depths(running)
-        for instance_id, waiting in depth.items():
-            if not self._still_active():
+        async with self._routing:
+            if not await self._route_all(running):
                 return
-            if waiting and not self._fleet.usable(instance_id):
-                await self.drain(instance_id)
-                depth[instance_id] = 0
-        for campaign in running:
-            if not self._still_active():
-                return
-            await self._route(campaign, depth)
-            # The snapshot may be a tick old; the SQL checks the counters as they are now.
-            if campaign.pending == 0 and await self._store.campaigns.complete_if_settled(
-                campaign.id
-            ):
-                log.info("campaign %s (%s) completed", campaign.name, campaign.id)
         if self._clock() - self._last_limits >= self.config.limits_refresh_s:
             await self._refresh_limits()
         if self._clock() - self._last_recover >= self.config.recover_interval_s:
@@ -249,6 +256,40 @@ class CoordinatorCore:
             self._last_prune = self._clock()
             await prune_contacts(self._store, self.config)
         self.ticks += 1
+
+    async def _route_all(self, running: list[Campaign]) -> bool:
+        """Drain the streams of numbers that cannot send, route every running campaign,
+        complete the settled ones. False when the lease ran out on the way."""
+        depth = await self._stream_depths(running)
+        for instance_id, waiting in depth.items():
+            if not self._still_active():
+                return False
+            if waiting and not self._fleet.usable(instance_id):
+                await self.drain(instance_id)
+                depth[instance_id] = 0
+        self._all_routed = {c.id for c in running if c.pending == 0}
+        for campaign in running:
+            if not self._still_active():
+                return False
+            await self._route(campaign, depth)
+            # The snapshot may be a tick old; the SQL checks the counters as they are now.
+            if campaign.pending == 0:
+                await self._complete(campaign.id)
+        return True
+
+    async def complete_settled(self) -> int:
+        """Complete the campaigns with nothing left to route whose last results are written:
+        run every ``completion_check_s``, so ``completed`` does not wait for a tick."""
+        if not self._all_routed or not self._still_active():
+            return 0
+        return sum([await self._complete(campaign_id) for campaign_id in list(self._all_routed)])
+
+    async def _complete(self, campaign_id: UUID) -> bool:
+        if not await self._store.campaigns.complete_if_settled(campaign_id):
+            return False
+        self._all_routed.discard(campaign_id)
+        log.info("campaign %s completed", campaign_id)
+        return True
 
     # -- the lease ------------------------------------------------------------------------
 
@@ -392,44 +433,81 @@ class CoordinatorCore:
                     "campaign %s: no usable instance; %d wait", campaign.id, campaign.pending
                 )
             return
+        # Round by round, one batch per number that wants one: near the end, no number
+        # takes the last small batches before the others had their turn.
         now = self._clock()
-        for instance in candidates:
-            portfolio = await self._portfolio(instance.business_id)
-            if portfolio.held:
-                continue
-            while depth.get(instance.id, 0) < self.config.queued_batches_per_instance:
-                if portfolio.blocked_until > now:
-                    break
-                claim = await self._store.recipients.claim_pending(
-                    campaign.id, self._batch_size(instance), lease=self._lease()
-                )
-                if claim is None:
-                    return
-                claimed = await self._skip_suppressed(instance.business_id, claim.recipients)
-                if not claimed:
+        rates = {i.id: self._rate(i) for i in candidates}
+        # One number has nobody to share the tail with: whole batches to the end.
+        total_rate = sum(rates.values()) if len(candidates) > 1 else 0.0
+        remaining = campaign.pending
+        wanting = list(candidates)
+        while wanting:
+            for instance in list(wanting):
+                portfolio = await self._portfolio(instance.business_id)
+                if (
+                    portfolio.held
+                    or portfolio.blocked_until > now
+                    or depth.get(instance.id, 0) >= self.config.queued_batches_per_instance
+                ):
+                    wanting.remove(instance)
                     continue
-                by_address = {r.address: r for r in claimed}
-                reservation = portfolio.gate.reserve([r.address for r in claimed])
-                if reservation.deferred:
-                    held = [by_address[a].id for a in reservation.deferred]
-                    await self._store.recipients.requeue(claim.claim_id, held)
-                    self.deferred_recipients += len(held)
-                    portfolio.blocked_until = reservation.next_slot_at or now
-                    log.info(
-                        "portfolio %s at its messaging limit: %d recipients wait %.0fs",
-                        instance.business_id,
-                        len(held),
-                        portfolio.blocked_until - now,
-                    )
-                admitted = [by_address[a] for a in reservation.admitted]
-                if not admitted:
-                    break
-                batch = Batch.from_claim(claim, admitted)
-                await self._queue.enqueue(instance.id, batch.to_json())
-                await self._fleet.ensure(instance)  # the number has work: it needs its actor
-                depth[instance.id] = depth.get(instance.id, 0) + 1
-                self.routed_batches += 1
-                self.routed_recipients += len(admitted)
+                size = batch_size(
+                    rates[instance.id],
+                    remaining=remaining,
+                    total_rate_mps=total_rate,
+                    batch_seconds=self.config.batch_seconds,
+                    max_size=self.config.batch_size,
+                    tail_split=self.config.tail_split,
+                )
+                step = await self._route_batch(campaign, instance, portfolio, size)
+                if step is None:
+                    self._all_routed.add(campaign.id)
+                    return
+                claimed, admitted = step
+                remaining = max(0, remaining - claimed)
+                if admitted:
+                    depth[instance.id] = depth.get(instance.id, 0) + 1
+                elif claimed:  # none admitted: the portfolio is at its limit
+                    wanting.remove(instance)
+
+    async def _route_batch(
+        self,
+        campaign: Campaign,
+        instance: Instance,
+        portfolio: PortfolioState,
+        size: int,
+    ) -> tuple[int, int] | None:
+        """Claim up to ``size`` recipients and append those the portfolio's limit admits to
+        the number's stream: (claimed, admitted), (0, 0) when all were suppressed; None when
+        nothing is left to claim."""
+        claim = await self._store.recipients.claim_pending(campaign.id, size, lease=self._lease())
+        if claim is None:
+            return None
+        claimed = await self._skip_suppressed(instance.business_id, claim.recipients)
+        if not claimed:
+            return 0, 0
+        now = self._clock()
+        by_address = {r.address: r for r in claimed}
+        reservation = portfolio.gate.reserve([r.address for r in claimed])
+        if reservation.deferred:
+            held = [by_address[a].id for a in reservation.deferred]
+            await self._store.recipients.requeue(claim.claim_id, held)
+            self.deferred_recipients += len(held)
+            portfolio.blocked_until = reservation.next_slot_at or now
+            log.info(
+                "portfolio %s at its messaging limit: %d recipients wait %.0fs",
+                instance.business_id,
+                len(held),
+                portfolio.blocked_until - now,
+            )
+        admitted = [by_address[a] for a in reservation.admitted]
+        if admitted:
+            batch = Batch.from_claim(claim, admitted)
+            await self._queue.enqueue(instance.id, batch.to_json())
+            await self._fleet.ensure(instance)  # the number has work: it needs its actor
+            self.routed_batches += 1
+            self.routed_recipients += len(admitted)
+        return len(claimed), len(admitted)
 
     async def _skip_suppressed(
         self, business_id: str, claimed: list[ClaimedRecipient]
@@ -444,12 +522,10 @@ class CoordinatorCore:
             log.info("business %s: %d suppressed recipients skipped", business_id, len(skipped))
         return [r for r in claimed if r.id not in skipped]
 
-    def _batch_size(self, instance: Instance) -> int:
-        """About ``batch_seconds`` of the number's work: a slow number never holds a large
-        share of a campaign's tail while fast ones sit idle."""
-        rate = self._fleet.rate(instance.id) or instance.throughput_mps or 80
-        size = int(rate * self.config.batch_seconds)
-        return max(MIN_BATCH, min(self.config.batch_size, size))
+    def _rate(self, instance: Instance) -> float:
+        """The number's send rate now: what its actor reports (after throttle cuts), else
+        its registered throughput."""
+        return self._fleet.rate(instance.id) or instance.throughput_mps or DEFAULT_RATE_MPS
 
     async def _instance(self, instance_id: UUID) -> Instance | None:
         instance = self._instances.get(instance_id)

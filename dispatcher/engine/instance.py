@@ -143,6 +143,9 @@ class InstanceWorker:
         """Read from the stream, not yet handed to the pipeline (a start that failed)."""
         self._start_failed: set[str] = set()
         self._results: list[tuple[str, SendResult]] = []
+        self._flush_now = asyncio.Event()
+        """Set when the pipeline ran out of work: its last results are written at once, so
+        the campaign completes without waiting for the flush interval."""
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._reading = asyncio.Lock()
@@ -164,6 +167,7 @@ class InstanceWorker:
 
     def _settled(self, message: OutgoingMessage, result: SendResult) -> None:
         self._results.append((message.job_id, result))
+        self._flush_if_idle()
 
     def _dead(self, message: OutgoingMessage, result: SendResult) -> None:
         held = self._held.get(message.job_id)
@@ -171,6 +175,12 @@ class InstanceWorker:
             held.dead.append({"recipient_id": message.recipient_id, "address": message.address})
             held.reason = result.error_message or "retries exhausted"
         self._results.append((message.job_id, result))
+        self._flush_if_idle()
+
+    def _flush_if_idle(self) -> None:
+        # Called from the send being settled, which the backlog still counts.
+        if self.pipeline.backlog() <= 1 and not self._unstarted:
+            self._flush_now.set()
 
     def _event(self, event: Event) -> None:
         """A campaign hold or a suppression: written in the background (the send path does
@@ -424,7 +434,9 @@ class InstanceWorker:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.flush_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.config.flush_interval_s)
+            self._flush_now.clear()
             try:
                 await self._flush()
             except (asyncio.CancelledError, KeyboardInterrupt):

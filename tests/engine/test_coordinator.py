@@ -26,7 +26,9 @@ from tests.engine.fakes import FakeClock, FakeFleet
 def core(
     store: Store, queue: WorkQueue, fleet: FakeFleet, clock: FakeClock, **config: object
 ) -> CoordinatorCore:
-    tunables = {"batch_size": 10, "queued_batches_per_instance": 2, **config}
+    # Whole batches to the end (no tail sizing, tests/engine/test_routing_latency.py): the
+    # counts below follow batch_size alone.
+    tunables = {"batch_size": 10, "queued_batches_per_instance": 2, "tail_split": 0, **config}
     return CoordinatorCore(store, queue, fleet, EngineConfig(**tunables), clock)  # type: ignore[arg-type]
 
 
@@ -52,13 +54,14 @@ async def test_routing_keeps_queued_batches_per_instance(
     campaign = await make_campaign([instance], 100)
     fleet, clock = FakeFleet(), FakeClock()
     coordinator = core(store, work_queue, fleet, clock, queued_batches_per_instance=3)
-    assert await coordinator.start_campaign(campaign.id)
     assert fleet.ensured == []  # no actor before work is routed to the number
-
-    await coordinator.tick()
+    assert await coordinator.start_campaign(campaign.id)  # a send routes at once
     assert await waiting(work_queue, instance.id) == 3
     assert fleet.ensured == [instance.id]
+
     await coordinator.tick()  # nothing was read: nothing more is routed
+    assert await waiting(work_queue, instance.id) == 3
+    await coordinator.tick()
     assert await waiting(work_queue, instance.id) == 3
 
     [job] = await work_queue.read(instance.id, "actor", count=1)

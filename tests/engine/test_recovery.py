@@ -85,10 +85,10 @@ async def test_a_131064_hold_is_stored_shown_and_survives_a_restart_until_releas
     held = await world.number()
     sibling = await world.number(business_id=held.business_id)
     campaign = await world.campaign([held, sibling], 40)
-    assert await world.core.start_campaign(campaign.id)
     # The actor that met 131064 halted: it reports the error and takes no work.
     world.fleet.errors[held.id] = ErrorClass.PORTFOLIO_HOLD.value
     world.fleet.unusable.add(held.id)
+    assert await world.core.start_campaign(campaign.id)
     await world.core.tick()
     assert await world.take(sibling) == []  # the sibling shares the hold
     stats = world.core.portfolio_stats()[held.business_id]

@@ -134,7 +134,8 @@ async def test_a_webhook_limit_change_keeps_reservations_routed_meanwhile(
     await core.tick()  # the portfolio's state exists, unlimited
     assert core.portfolio_stats()[business]["daily_limit"] is None
     campaign = await make_campaign([instance], 600, start=1)
-    await core.start_campaign(campaign.id)
+    # Running but not routed yet (a send routes at once): the tick below routes it.
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
 
     # Hold the old rebuild after its in-flight read (at its hold read) until routing has run.
     gate_open = asyncio.Event()
