@@ -50,10 +50,11 @@ class PacingConfig:
     pair_interval_s: float = 6.0
     pair_burst: int = 1
     adaptive: AdaptiveRateConfig = field(
-        default_factory=lambda: AdaptiveRateConfig(decrease_factor=0.8, quiet_period_s=5.0)
+        default_factory=lambda: AdaptiveRateConfig(decrease_factor=0.9, quiet_period_s=3.0)
     )
-    """A 130429 at this pace means a small overshoot (jitter, a shared number): cut by a
-    fifth, not half, and climb back soon."""
+    """A 130429 at this pace means a small overshoot (jitter between our clock and Meta's,
+    a shared number): a message or two over the limit, not a fifth. Cut by a tenth and climb
+    back soon; throttles that keep coming past the cut's cooldown cut again."""
     breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
 
 

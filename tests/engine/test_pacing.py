@@ -66,8 +66,8 @@ def test_throttles_cut_the_rate_and_pair_throttles_delay_the_recipient():
     pacer = Pacer(80, clock=clock)
     before = pacer.current_rate()
     pacer.on_result(ErrorClass.THROTTLE, Throttle.THROUGHPUT, "+5511999990001")
-    assert pacer.current_rate() == pytest.approx(before * 0.8)
-    assert pacer.window.limit == 64
+    assert pacer.current_rate() == pytest.approx(before * pacer.config.adaptive.decrease_factor)
+    assert pacer.window.limit == int(80 * pacer.config.adaptive.decrease_factor)
     pacer.on_result(ErrorClass.THROTTLE, Throttle.PAIR, "+5511999990002")
     assert pacer.next_wait("+5511999990002")[0] is Wait.PAIR
 
