@@ -86,6 +86,10 @@ def _unsendable(item: BatchItem, instance_id: UUID, error: RenderLimitError) -> 
     )
 
 
+FENCED_READ_GRACE_S = 2.0
+"""How long a fenced worker waits for its read in flight (a blocking read lasts 0.5 s)."""
+
+
 class InstanceWorker:
     """Sends one WhatsApp number's batches at the number's pace."""
 
@@ -243,6 +247,16 @@ class InstanceWorker:
         try:
             await sender
         finally:
+            reader = loops[0]
+            for task in loops[1:]:
+                task.cancel()
+            if self.fenced:
+                # A read in flight may return a batch the stream gave our consumer name,
+                # which the newer incarnation shares and will not read again: let it land,
+                # so that _start hands it back, instead of stranding it until its
+                # visibility timeout.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(reader), FENCED_READ_GRACE_S)
             for task in loops:
                 task.cancel()
             for task in loops:
@@ -337,16 +351,17 @@ class InstanceWorker:
                     if self.stopping():  # an idle stop came while this read waited
                         break
                     if not self._unstarted:
-                        self._unstarted.extend(
-                            await self._queue.read(
-                                self.instance_id, self._consumer, count=1, block_ms=500
-                            )
+                        jobs = await self._queue.read(
+                            self.instance_id, self._consumer, count=1, block_ms=500
                         )
-                    while self._unstarted and not self.fenced:
+                        self._unstarted.extend(jobs)
+                    # Even once fenced: _start hands a batch read meanwhile back to the
+                    # stream for the newer incarnation (it shares our consumer name).
+                    while self._unstarted:
                         job = self._unstarted[0]
                         await self._start(job, again=job.job_id in self._start_failed)
                         # By identity: the touch loop may have dropped a reclaimed one meanwhile.
-                        self._unstarted = [j for j in self._unstarted if j is not job]
+                        self._unstarted[:] = [j for j in self._unstarted if j is not job]
                         self._start_failed.discard(job.job_id)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
@@ -512,7 +527,8 @@ class InstanceWorker:
                 log.exception("instance %s: touching held batches failed", self.phone_number_id)
                 continue
             # A batch not yet started that was reclaimed is another's now: not started here.
-            self._unstarted = [job for job in self._unstarted if job.job_id in held]
+            # In place: the read loop holds this very list while it reads.
+            self._unstarted[:] = [job for job in self._unstarted if job.job_id in held]
             lost = set(self._held) - set(held)
             if lost:
                 await self._lost(lost)

@@ -53,12 +53,17 @@ async def routed(
 
 
 def worker(
-    instance: Instance, store: Store, queue: WorkQueue, client: MetaClient, **config: object
+    instance: Instance,
+    store: Store,
+    queue: WorkQueue,
+    client: MetaClient,
+    mps: float = 1000,
+    **config: object,
 ) -> InstanceWorker:
     return InstanceWorker(
         instance_id=instance.id,
         phone_number_id=instance.phone_number_id,
-        throughput_mps=1000,
+        throughput_mps=mps,
         token="token-2001",
         store=store,
         queue=queue,
@@ -83,15 +88,19 @@ async def lock_waiter(store: Store) -> int | None:
 async def stall_writes(
     engine_url: str, size: int, campaign: Campaign, running: InstanceWorker, store: Store
 ) -> tuple[asyncpg.Connection, int]:
-    """Once every message is sent, lock the campaign's rows; return when the worker's flush
-    waits on them (its results are then in hand, not yet written)."""
-    await wait_for(lambda: running.pipeline.stats.sent == size, poll_s=0.002)
+    """Once the worker took the batch (rows ``sending``), lock the campaign's rows; return
+    when every message is sent and the worker's flush waits on them (its results are then
+    in hand, not yet written). The worker must send slowly enough for the lock to come
+    first: its flush follows the last send at once."""
+    await wait_for(lambda: all_in(store, campaign, RecipientStatus.SENDING, size), poll_s=0.002)
     locker = await asyncpg.connect(engine_url)
     await locker.execute("BEGIN")
     await locker.execute(
         "SELECT id FROM whatsapp_campaign_recipients WHERE campaign_id = $1 FOR UPDATE",
         campaign.id,
     )
+    assert running.pipeline.stats.sent < size, "sent before the lock: send more slowly"
+    await wait_for(lambda: running.pipeline.stats.sent == size)
     await wait_for(lambda: has_lock_waiter(store))
     pid = await lock_waiter(store)
     assert pid is not None
@@ -107,8 +116,12 @@ async def settled(queue: WorkQueue, instance_id: UUID) -> bool:
 
 
 async def all_sent(store: Store, campaign: Campaign, size: int) -> bool:
+    return await all_in(store, campaign, RecipientStatus.SENT, size)
+
+
+async def all_in(store: Store, campaign: Campaign, status: RecipientStatus, size: int) -> bool:
     counts = await store.recipients.count_by_status(campaign.id)
-    return counts[RecipientStatus.SENT] == size
+    return counts[status] == size
 
 
 async def test_a_batch_is_acked_only_after_its_results_are_written(
@@ -124,7 +137,7 @@ async def test_a_batch_is_acked_only_after_its_results_are_written(
     instance = await sandbox_number(make_instance)
     campaign = await make_campaign([instance], 20, start=1000)
     await routed(store, work_queue, instance, campaign, 20)
-    running = worker(instance, worker_store, work_queue, client, flush_interval_s=1.0)
+    running = worker(instance, worker_store, work_queue, client, 20, flush_interval_s=5.0)
     task = asyncio.create_task(running.run())
     try:
         locker, _ = await stall_writes(engine_url, 20, campaign, running, store)
@@ -156,7 +169,7 @@ async def test_results_are_kept_and_written_again_when_the_write_fails(
     instance = await sandbox_number(make_instance)
     campaign = await make_campaign([instance], 20, start=2000)
     await routed(store, work_queue, instance, campaign, 20)
-    running = worker(instance, worker_store, work_queue, client, flush_interval_s=1.0)
+    running = worker(instance, worker_store, work_queue, client, 20, flush_interval_s=5.0)
     task = asyncio.create_task(running.run())
     try:
         locker, pid = await stall_writes(engine_url, 20, campaign, running, store)

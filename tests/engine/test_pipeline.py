@@ -102,8 +102,9 @@ async def test_a_throughput_throttle_cuts_the_rate_and_the_message_goes_once() -
 
     [cut] = [s for s in graph.sent if s.status != 200]
     assert run.pipeline.pacer.current_rate() < 50  # cut, and not back up yet
-    after = [s.at for s in graph.sent if cut.at < s.at < cut.at + 4.0]
-    assert max_in_window(after) <= 40  # 50 cut by a fifth
+    adaptive = run.pipeline.pacer.config.adaptive
+    after = [s.at for s in graph.sent if cut.at < s.at < cut.at + adaptive.quiet_period_s]
+    assert max_in_window(after) <= int(50 * adaptive.decrease_factor)  # cut, until the quiet ends
     assert graph.accepted().count(throttled) == 1
     [result] = [r for r in run.settled if r.recipient_id == 20]
     assert (result.outcome, result.attempts) == (SendOutcome.SENT, 1)  # throttles are free
