@@ -10,6 +10,7 @@ per recipient in memory).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
@@ -17,15 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
+import psutil
+import redis
 from rich.console import Console
 from rich.table import Table
 
 from dispatcher.bench.serving import APP_SECRET, Served, free_port
+from dispatcher.config import load_settings
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.sandbox.config import NumberConfig, PortfolioConfig, SandboxConfig, WebhookConfig
 from dispatcher.sandbox.server import SandboxProcess
+from dispatcher.services import Services, ServiceUrls
 
 UPLOAD_ROWS = int(os.environ.get("BENCH_UPLOAD_ROWS", "1000000"))
 CAMPAIGN_SIZE = int(os.environ.get("BENCH_CAMPAIGN_SIZE", "200000"))
@@ -102,12 +108,71 @@ def _wait_completed(
     raise TimeoutError(f"campaign {campaign_id} not completed in {timeout_s:.0f}s")
 
 
+class Costs:
+    """What a stretch of work cost: CPU of our processes, Redis commands, Postgres work."""
+
+    def __init__(self, served: Served, urls: ServiceUrls) -> None:
+        self._served = served
+        self._urls = urls
+
+    def snapshot(self) -> dict[str, float]:
+        figures = {
+            "api_cpu": _cpu([self._served.pid()]),
+            "coordinator_cpu": _cpu(self._served.actor_pids("Coordinator")),
+            "instances_cpu": _cpu(self._served.actor_pids("InstanceActor")),
+        }
+        client = redis.Redis.from_url(self._urls.redis_url)
+        try:
+            stats: dict[str, Any] = client.info("commandstats")
+        finally:
+            client.close()
+        figures["redis_commands"] = float(sum(v["calls"] for v in stats.values()))
+        figures.update(asyncio.run(_postgres(self._urls.database_url)))
+        return figures
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def _postgres(url: str) -> dict[str, float]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT sum(xact_commit) AS xacts, "
+            "sum(tup_inserted + tup_updated + tup_deleted) AS written "
+            "FROM pg_stat_database"
+        )
+    finally:
+        await conn.close()
+    assert row is not None  # noqa: S101 - an aggregate always answers one row
+    return {"pg_transactions": float(row["xacts"]), "pg_rows_written": float(row["written"])}
+
+
 def run(console: Console) -> None:
     rows: list[tuple[str, str]] = []
     memory: list[tuple[str, float, float]] = []
     sandbox_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-scale-", dir="/tmp") as tmp:
-        served = Served(Path(tmp), {"META_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}"})
+    costs: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-scale-", dir="/tmp") as tmp,
+        Services(load_settings().model_copy(update={"data_dir": Path(tmp) / "services"})) as urls,
+    ):
+        served = Served(
+            Path(tmp),
+            {
+                "META_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}",
+                "DISPATCHER_REDIS_URL": urls.redis_url,
+                "DISPATCHER_DATABASE_URL": urls.database_url,
+            },
+        )
         sandbox = SandboxProcess(_sandbox_config(f"{served.url}{API}/webhook"), sandbox_port)
         with (
             sandbox,
@@ -143,9 +208,16 @@ def run(console: Console) -> None:
 
             campaign_id = _create(client, "bench send", ids)
             _append(client, campaign_id, CAMPAIGN_SIZE, "2")
+            meter = Costs(served, urls)
+            before = meter.snapshot()
+            applied_before = _statuses_applied(client)
             client.post(f"{API}/campaigns/{campaign_id}/send").raise_for_status()
             ideal = CAMPAIGN_SIZE / sum(mps for _, mps in NUMBERS)
             elapsed, done, peak = _wait_completed(client, campaign_id, ideal * 10 + 120, served)
+            time.sleep(3)  # the last statuses land
+            after = meter.snapshot()
+            costs = {key: after[key] - before[key] for key in after}
+            costs["statuses"] = float(_statuses_applied(client) - applied_before)
             memory.append(("while sending (peak)", served.rss_mb(), peak))
             rows.append(
                 (
@@ -167,8 +239,29 @@ def run(console: Console) -> None:
     for when, api, coordinator in memory:
         mem.add_row(when, f"{api:,.0f}", f"{coordinator:,.0f}")
     console.print(mem)
+    if costs:
+        per = Table(title=f"Cost per message ({CAMPAIGN_SIZE:,} sent), for the capacity plan")
+        per.add_column("what")
+        per.add_column("per message", justify="right")
+        n = float(CAMPAIGN_SIZE)
+        per.add_row("instance actor CPU", f"{costs['instances_cpu'] / n * 1e6:,.0f} µs")
+        per.add_row("coordinator CPU", f"{costs['coordinator_cpu'] / n * 1e6:,.0f} µs")
+        per.add_row(
+            f"API CPU (webhooks: {costs['statuses'] / n:.1f} statuses a message)",
+            f"{costs['api_cpu'] / n * 1e6:,.0f} µs",
+        )
+        per.add_row("Redis commands", f"{costs['redis_commands'] / n:.2f}")
+        per.add_row("Postgres transactions", f"{costs['pg_transactions'] / n:.3f}")
+        per.add_row("Postgres rows written", f"{costs['pg_rows_written'] / n:.2f}")
+        console.print(per)
     console.print(
         f"instance actors at the end: {actors:,.0f} MB in total. On 2 cores the sandbox (Meta "
         "and its webhooks), the API, the coordinator, two instance actors, Redis and Postgres "
         "share the CPU: the send rate is bounded by CPU here, not by the dispatcher's pacing."
     )
+
+
+def _statuses_applied(client: httpx.Client) -> int:
+    """Statuses the coordinator applied from Meta's webhooks so far."""
+    stats = client.get(f"{API}/queue/stats").json()
+    return int(stats["routing"].get("webhook_statuses_applied") or 0)

@@ -84,6 +84,22 @@ class Served:
         except subprocess.TimeoutExpired:
             self.process.kill()
 
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("not started")
+        return self.process.pid
+
+    def actor_pids(self, actor: str) -> list[int]:
+        """Processes of this deployment's Ray actors named ``actor``."""
+        pids = []
+        for child in psutil.Process(self.pid()).children(recursive=True):
+            try:
+                if child.name() == f"ray::{actor}" or child.cmdline()[:1] == [f"ray::{actor}"]:
+                    pids.append(child.pid)
+            except psutil.Error:
+                continue
+        return pids
+
     def rss_mb(self, actor: str | None = None) -> float:
         """Resident memory of the serve process (the API), or of its Ray actor processes
         named ``actor`` (e.g. ``Coordinator``, ``InstanceActor``), in MB."""
