@@ -19,6 +19,8 @@ from uuid import UUID, uuid4
 import ray
 
 from actors.fleet import RayFleet, stopped_stats
+from dispatcher.alerts.sender import AlertSender
+from dispatcher.alerts.watch import AlertWatch
 from dispatcher.deployment import COORDINATOR_NAME, Deployment
 from dispatcher.engine.coordinator import CoordinatorCore
 from dispatcher.engine.number_facts import FactsReader
@@ -48,6 +50,7 @@ class Coordinator:
         self._core: CoordinatorCore | None = None
         self._fleet = RayFleet(deployment)
         self._applier: WebhookApplier | None = None
+        self._alerts = AlertSender(deployment.alerts)
         self._started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self._main = asyncio.get_event_loop().create_task(self._run())
@@ -86,6 +89,17 @@ class Coordinator:
             handlers=webhook_handlers(WebhookContext(self._store, self._core, self._fleet)),
         )
         applier = self._applier
+        if self._alerts.enabled:
+            self._alerts.start()
+            fleet, core = self._fleet, self._core
+            self._core.alerts = AlertWatch(
+                self._store,
+                self._queues.campaigns,
+                self._alerts,
+                portfolios=core.portfolio_stats,
+                instance_stats=lambda: fleet.stats,
+            )
+            log.info("alerts to %s", ", ".join(self._alerts.config.targets))
         self._core.webhook_watermark = lambda: applier.watermark_s
         self._tasks = [
             asyncio.create_task(self._loop(self._tick, self._deployment.engine.route_interval_s)),
@@ -297,6 +311,9 @@ class Coordinator:
         if self._core is not None and self._core.lease is not None:
             with contextlib.suppress(Exception):
                 await self._core.lease.release()
+        if self._core is not None and self._core.alerts is not None:
+            await self._core.alerts.aclose()
+        await self._alerts.aclose()
         if self._fleet.facts is not None:
             await self._fleet.facts.aclose()
         if self._queues is not None:

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     unreadable_limit: MessagingTier = MessagingTier.TIER_250
     """The messaging limit assumed for a portfolio whose limit the Graph API would not give
     (logged as an error and shown in stats, never silent)."""
+    slack_webhook_url: SecretStr = SecretStr("")
+    discord_webhook_url: SecretStr = SecretStr("")
+    """Incoming webhooks that get alerts (either, both or none); credentials, never logged."""
+    alert_dead_letters_threshold: int = Field(default=100, ge=0)
+    """Alert when the campaigns queue holds more dead letters than this."""
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     """``dispatcher serve`` answers HTTPS with this certificate (chain) and key when set."""

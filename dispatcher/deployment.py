@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from dispatcher.alerts.config import AlertConfig
 from dispatcher.crypto import Keyring
 from dispatcher.engine.config import EngineConfig
 from dispatcher.keyfile import load_keyring
@@ -42,6 +43,8 @@ class Deployment:
     """Of the actors' own logs (their Ray log files); ``dispatcher -v serve`` sets DEBUG."""
     keyring: Keyring | None = None
     """Seals the secrets in Postgres; None: the configured one (see :mod:`dispatcher.keyfile`)."""
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    """Where the coordinator posts alerts (its webhook URLs are credentials)."""
 
     def __repr__(self) -> str:
         # Shown in logs and tracebacks: the service URLs without their passwords, key ids only.
@@ -75,6 +78,7 @@ class Deployment:
                 instance_idle_stop_s=settings.instance_idle_stop_s,
             ),
             keyring=keyring or load_keyring(settings),
+            alerts=alert_config(settings),
         )
 
     def public(self) -> Deployment:
@@ -84,6 +88,7 @@ class Deployment:
             database_url=without_password(self.database_url),
             redis_url=without_password(self.redis_url),
             keyring=None,
+            alerts=self.alerts.public(),
         )
 
     def joined(self, settings: Settings) -> Deployment:
@@ -95,6 +100,11 @@ class Deployment:
             database_url=settings.database_url or self.database_url,
             redis_url=settings.redis_url or self.redis_url,
             keyring=load_keyring(settings, create=False),
+            alerts=replace(
+                self.alerts,
+                slack_url=settings.slack_webhook_url,
+                discord_url=settings.discord_webhook_url,
+            ),
         )
 
     async def open(self, *, pool_size: int = 4) -> tuple[Store, Queues]:
@@ -108,3 +118,12 @@ class Deployment:
             await store.close()
             raise
         return store, Queues(redis, prefix=self.queue_prefix)
+
+
+def alert_config(settings: Settings) -> AlertConfig:
+    """The alert targets and threshold the settings name (an empty URL: that service off)."""
+    return AlertConfig(
+        slack_url=settings.slack_webhook_url,
+        discord_url=settings.discord_webhook_url,
+        dead_letters_threshold=settings.alert_dead_letters_threshold,
+    )

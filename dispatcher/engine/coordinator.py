@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from dispatcher.engine.batch import Batch
@@ -44,6 +44,9 @@ from dispatcher.store.models import (
     LimitSource,
     Portfolio,
 )
+
+if TYPE_CHECKING:
+    from dispatcher.alerts.watch import AlertWatch
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,8 @@ class CoordinatorCore:
         top the same streams up from their own snapshot of the depths."""
         self._all_routed: set[UUID] = set()
         """Running campaigns with nothing left to claim: checked often for completion."""
+        self.alerts: AlertWatch | None = None
+        """Derives alerts from this state in a task of its own (``dispatcher/alerts/``)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -255,6 +260,8 @@ class CoordinatorCore:
         if self._clock() - self._last_prune >= self.config.contacts_prune_interval_s:
             self._last_prune = self._clock()
             await prune_contacts(self._store, self.config)
+        if self.alerts is not None:
+            self.alerts.poke()
         self.ticks += 1
 
     async def _route_all(self, running: list[Campaign]) -> bool:

@@ -314,6 +314,20 @@ class Campaigns:
         )
         return [_campaign(row) for row in rows]
 
+    async def finished_within(self, seconds: float, limit: int = 1_000) -> list[Campaign]:
+        """Campaigns completed or failed in the last ``seconds`` (database clock), for alerts."""
+        rows = await self._pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM whatsapp_campaigns
+            WHERE status IN ('completed', 'failed')
+              AND finished_at > now() - make_interval(secs => $1)
+            ORDER BY finished_at, id LIMIT $2
+            """,
+            seconds,
+            limit,
+        )
+        return [_campaign(row) for row in rows]
+
     async def running(self) -> list[Campaign]:
         """Campaigns a (restarted) coordinator must drive."""
         return await self.page(status=CampaignStatus.RUNNING, limit=10_000)

@@ -1,0 +1,151 @@
+"""Posts alerts from a background task: a bounded queue, retries with backoff, 429s honoured.
+
+:meth:`AlertSender.submit` never waits: the coordinator's loop hands an alert over and goes
+on; when the queue is full the alert is dropped with a log line. A post that fails is
+retried (5xx, 429, connection errors), then given up with a log line; nothing reaches the
+caller. The webhook URLs are credentials: logs name the service, never the URL (an httpx
+error's text carries it, so only its type is logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from dispatcher.alerts.config import AlertConfig
+from dispatcher.alerts.dedup import AlertDedup
+from dispatcher.alerts.events import Alert
+from dispatcher.alerts.formats import discord_payload, slack_payload
+
+log = logging.getLogger(__name__)
+
+FORMATS: dict[str, Callable[[Alert], dict[str, Any]]] = {
+    "slack": slack_payload,
+    "discord": discord_payload,
+}
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The wait a 429 asks for: the ``Retry-After`` header (seconds; Slack and Discord both
+    send it), else Discord's JSON ``retry_after``."""
+    header = response.headers.get("retry-after")
+    if header is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(header))
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return max(0.0, float(response.json()["retry_after"]))
+    return None
+
+
+class AlertSender:
+    """One per coordinator process; :meth:`start` it inside the event loop."""
+
+    def __init__(
+        self,
+        config: AlertConfig,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self._targets = config.targets
+        self._client = client
+        self._own_client = client is None
+        self._sleep = sleep
+        self.dedup = AlertDedup(config.dedup_window_s, clock)
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=config.queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self.posted = 0
+        self.suppressed = 0
+        self.dropped = 0
+        self.failed = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._targets)
+
+    def start(self) -> None:
+        if self._task is None and self.enabled:
+            if self._client is None:
+                self._client = httpx.AsyncClient(timeout=self.config.request_timeout_s)
+            self._task = asyncio.create_task(self._run(), name="alert-sender")
+
+    def submit(self, alert: Alert) -> bool:
+        """Queue ``alert`` unless its key was alerted within the window; never waits. True
+        when queued."""
+        if not self.enabled:
+            return False
+        if not self.dedup.admit(alert.key):
+            self.suppressed += 1
+            return False
+        try:
+            self._queue.put_nowait(alert)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("alert queue full (%d): %s dropped", self._queue.maxsize, alert.key)
+            return False
+        return True
+
+    async def drain(self) -> None:
+        """Until every queued alert was posted or given up (tests, shutdown)."""
+        await self._queue.join()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            alert = await self._queue.get()
+            try:
+                for service in self._targets:
+                    await self._post(service, alert)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in formatting must not stop later alerts
+                log.exception("alert %s not posted", alert.key)
+            finally:
+                self._queue.task_done()
+
+    async def _post(self, service: str, alert: Alert) -> bool:
+        """Post to one service with retries; False when given up."""
+        if self._client is None:
+            raise RuntimeError("alert sender not started")
+        payload = FORMATS[service](alert)
+        delay = self.config.backoff_s
+        for attempt in range(1, self.config.max_attempts + 1):
+            wait: float | None = delay
+            try:
+                response = await self._client.post(self._targets[service], json=payload)
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+            else:
+                if response.status_code < 300:
+                    self.posted += 1
+                    return True
+                problem = f"HTTP {response.status_code}"
+                if response.status_code == 429:
+                    wait = retry_after_s(response) or delay
+                elif response.status_code < 500:
+                    wait = None  # a bad payload or a revoked webhook: retrying cannot help
+            if wait is None or attempt == self.config.max_attempts:
+                self.failed += 1
+                log.error("alert %s not posted to %s: %s", alert.key, service, problem)
+                return False
+            log.info("alert %s to %s: %s, retry in %.1fs", alert.key, service, problem, wait)
+            await self._sleep(min(wait, self.config.max_backoff_s))
+            delay = min(delay * 2, self.config.max_backoff_s)
+        return False
