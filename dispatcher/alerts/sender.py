@@ -43,6 +43,32 @@ def retry_after_s(response: httpx.Response) -> float | None:
     return None
 
 
+class MaskWebhookUrls(logging.Filter):
+    """httpx logs each request's URL at INFO: on its logger, our webhook URLs show as
+    ``<slack webhook>``. Other records pass untouched."""
+
+    def __init__(self, targets: dict[str, str]) -> None:
+        super().__init__()
+        self._targets = targets
+
+    def _mask(self, value: object) -> object:
+        text = str(value)
+        hit = False
+        for service, url in self._targets.items():
+            if url in text:
+                text, hit = text.replace(url, f"<{service} webhook>"), True
+        return text if hit else value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._mask(arg) for arg in record.args)
+        record.msg = self._mask(record.msg)
+        return True
+
+
+HTTPX_LOGGER = "httpx"
+
+
 class AlertSender:
     """One per coordinator process; :meth:`start` it inside the event loop."""
 
@@ -62,6 +88,7 @@ class AlertSender:
         self.dedup = AlertDedup(config.dedup_window_s, clock)
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=config.queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._mask = MaskWebhookUrls(self._targets)
         self.posted = 0
         self.suppressed = 0
         self.dropped = 0
@@ -75,6 +102,7 @@ class AlertSender:
         if self._task is None and self.enabled:
             if self._client is None:
                 self._client = httpx.AsyncClient(timeout=self.config.request_timeout_s)
+            logging.getLogger(HTTPX_LOGGER).addFilter(self._mask)
             self._task = asyncio.create_task(self._run(), name="alert-sender")
 
     def submit(self, alert: Alert) -> bool:
@@ -103,6 +131,7 @@ class AlertSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        logging.getLogger(HTTPX_LOGGER).removeFilter(self._mask)
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
