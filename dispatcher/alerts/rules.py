@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from dispatcher.alerts.events import Alert, AlertKind
@@ -49,7 +50,7 @@ class AlertRules:
         self._held_portfolios: set[str] = set()
         self._unreadable: set[str] = set()
         self._held_campaigns: set[str] = set()
-        self._finished: set[tuple[str, object]] = set()
+        self._finished: set[tuple[str, datetime | None]] = set()
         self._dead_above = False
 
     def changes(self, snapshot: Snapshot) -> list[Alert]:
@@ -155,7 +156,7 @@ class AlertRules:
                 pending=campaign.pending,
             )
         self._held_campaigns = set(held)
-        recent = set()
+        recent: set[tuple[str, datetime | None]] = set()
         for campaign in snapshot.finished_campaigns:
             seen = (str(campaign.id), campaign.finished_at)
             recent.add(seen)

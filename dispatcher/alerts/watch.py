@@ -51,7 +51,7 @@ class AlertWatch:
         self._instance_stats = instance_stats
         self._clock = clock
         self._last = -float("inf")
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[list[Alert]] | None = None
         self.checks = 0
 
     def poke(self) -> None:

@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.engine.fakes import wait_for
+
 SECRET_PATH = "T0SECRET/B0SECRET/hunter2webhooksecret"
 """The secret part of each webhook URL: no post, no log line may carry it."""
 
@@ -62,8 +64,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     recorder.port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: server.started)
     try:
         yield recorder
     finally:

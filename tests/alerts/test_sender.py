@@ -83,13 +83,15 @@ def every_kind() -> list[Alert]:
 
 
 def check_slack(body: dict[str, Any]) -> None:
-    assert set(body) == {"text", "blocks"} and body["text"]
+    assert set(body) == {"text", "blocks"}
+    assert body["text"]
     for block in body["blocks"]:
         assert block["type"] == "section"
         texts = [block["text"]] if "text" in block else block["fields"]
         assert 1 <= len(texts) <= 10
         for text in texts:
-            assert text["type"] == "mrkdwn" and text["text"]
+            assert text["type"] == "mrkdwn"
+            assert text["text"]
 
 
 def check_discord(body: dict[str, Any]) -> None:
@@ -97,9 +99,13 @@ def check_discord(body: dict[str, Any]) -> None:
     assert body["allowed_mentions"] == {"parse": []}
     [embed] = body["embeds"]
     assert set(embed) == {"title", "description", "color", "fields"}
-    assert isinstance(embed["color"], int) and embed["title"] and embed["description"]
+    assert isinstance(embed["color"], int)
+    assert embed["title"]
+    assert embed["description"]
     for item in embed["fields"]:
-        assert set(item) == {"name", "value", "inline"} and item["name"] and item["value"]
+        assert set(item) == {"name", "value", "inline"}
+        assert item["name"]
+        assert item["value"]
 
 
 async def test_each_kind_posts_once_to_each_service_in_its_shape(
@@ -191,7 +197,8 @@ async def test_a_4xx_other_than_429_is_not_retried() -> None:
         sender.submit(Alert.of(AlertKind.DEAD_LETTERS, "campaigns", "DLQ", "101"))
         await sender.drain()
         await sender.aclose()
-    assert recorder.attempts["slack"] == 1 and recorder.posts["slack"] == []
+    assert recorder.attempts["slack"] == 1
+    assert recorder.posts["slack"] == []
     assert (sender.posted, sender.failed) == (1, 1)
 
 
@@ -205,7 +212,8 @@ async def test_a_dead_receiver_costs_log_lines_without_the_url(
     await sender.aclose()
     assert (sender.posted, sender.failed) == (0, 2)
     assert "not posted to slack: ConnectError" in caplog.text
-    assert SECRET_PATH not in caplog.text and "127.0.0.1" not in caplog.text
+    assert SECRET_PATH not in caplog.text
+    assert "127.0.0.1" not in caplog.text
 
 
 async def test_a_full_queue_drops_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -222,4 +230,5 @@ def test_no_target_no_alert() -> None:
     sender = AlertSender(AlertConfig(slack_url=SecretStr(""), discord_url=None))
     assert not sender.enabled
     assert not sender.submit(Alert.of(AlertKind.CAMPAIGN_FAILED, "c", "Failed", "x"))
-    assert "hunter2" not in repr(config(None, 1)) and config(None, 1).public().targets == {}
+    assert "hunter2" not in repr(config(None, 1))
+    assert config(None, 1).public().targets == {}

@@ -101,7 +101,8 @@ async def test_a_campaign_completing_in_the_coordinator_posts_campaign_completed
             clock.advance(5)  # within the check interval: the tick completes, no check yet
             await coordinator.tick()
             found = await store.campaigns.get(campaign.id)
-            assert found is not None and found.status is CampaignStatus.COMPLETED
+            assert found is not None
+            assert found.status is CampaignStatus.COMPLETED
             await settled(coordinator, sender)
             assert about(recorder, str(campaign.id))["slack"] == []
 
@@ -147,7 +148,8 @@ async def test_a_number_stopped_by_meta_and_a_portfolio_hold_post_without_the_to
         f"Portfolio {holding.business_id} held by Meta"
     ]
     raw = recorder.raw()
-    assert TOKEN not in raw and SECRET_PATH not in raw
+    assert TOKEN not in raw
+    assert SECRET_PATH not in raw
 
 
 async def test_a_dead_receiver_leaves_the_coordinator_ticking(
@@ -166,5 +168,7 @@ async def test_a_dead_receiver_leaves_the_coordinator_ticking(
             clock.advance(10)
         await settled(coordinator, sender)
         assert coordinator.ticks == 3
-        assert coordinator.alerts is not None and coordinator.alerts.checks == 3
-        assert sender.failed >= 2 and sender.posted == 0  # the hold, to both services
+        assert coordinator.alerts is not None
+        assert coordinator.alerts.checks == 3
+        assert sender.failed >= 2
+        assert sender.posted == 0
