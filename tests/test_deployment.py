@@ -13,6 +13,7 @@ from dispatcher.config import Settings
 from dispatcher.crypto import SETTING, Keyring, encode_key
 from dispatcher.deployment import Deployment
 from dispatcher.errors import ConfigError
+from dispatcher.services import ServiceUrls
 from dispatcher.urls import without_password
 
 KEYRING = Keyring.generate()
@@ -81,3 +82,26 @@ def test_a_joining_driver_brings_its_own_credentials_and_key(tmp_path: Path) -> 
         public.joined(Settings(data_dir=tmp_path, secret_key=SecretStr("")))
     assert caught.value.setting == SETTING
     assert list(tmp_path.iterdir()) == []  # no key of its own made up
+
+
+def test_alert_webhooks_reach_the_coordinator_but_never_a_public_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slack = "https://hooks.slack.com/services/T0/B0/slack-s3cret"
+    discord = "https://discord.com/api/webhooks/1/discord-s3cret"
+    monkeypatch.setenv("DISPATCHER_SLACK_WEBHOOK_URL", slack)
+    monkeypatch.setenv("DISPATCHER_DISCORD_WEBHOOK_URL", discord)
+    monkeypatch.setenv("DISPATCHER_ALERT_DEAD_LETTERS_THRESHOLD", "7")
+    settings = Settings(secret_key=SecretStr(encode_key(KEYRING.primary)))
+    assert "s3cret" not in repr(settings)
+    full = Deployment.from_settings(settings, _urls(), keyring=KEYRING)
+    shipped = pickle.loads(pickle.dumps(full))  # as Ray ships it to the coordinator
+    assert shipped.alerts.targets == {"slack": slack, "discord": discord}
+    assert shipped.alerts.dead_letters_threshold == 7
+    public = full.public()
+    assert public.alerts.targets == {}
+    assert "s3cret" not in str(pickle.dumps(public)) + repr(public) + repr(full)
+
+
+def _urls() -> ServiceUrls:
+    return ServiceUrls(database_url=FULL.database_url, redis_url=FULL.redis_url)
