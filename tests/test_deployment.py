@@ -95,7 +95,7 @@ def test_alert_webhooks_reach_the_coordinator_but_never_a_public_deployment(
     settings = Settings(secret_key=SecretStr(encode_key(KEYRING.primary)))
     assert "s3cret" not in repr(settings)
     full = Deployment.from_settings(settings, _urls(), keyring=KEYRING)
-    shipped = pickle.loads(pickle.dumps(full))  # as Ray ships it to the coordinator
+    shipped = pickle.loads(pickle.dumps(full))  # noqa: S301 (as Ray ships it to the coordinator)
     assert shipped.alerts.targets == {"slack": slack, "discord": discord}
     assert shipped.alerts.dead_letters_threshold == 7
     public = full.public()
