@@ -19,6 +19,7 @@ from uuid import UUID, uuid4
 import ray
 
 from actors.fleet import RayFleet, stopped_stats
+from actors.metrics import CoordinatorMetrics
 from dispatcher.alerts.sender import AlertSender
 from dispatcher.alerts.watch import AlertWatch
 from dispatcher.deployment import COORDINATOR_NAME, Deployment
@@ -51,6 +52,7 @@ class Coordinator:
         self._fleet = RayFleet(deployment)
         self._applier: WebhookApplier | None = None
         self._alerts = AlertSender(deployment.alerts)
+        self._metrics = CoordinatorMetrics()
         self._started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self._main = asyncio.get_event_loop().create_task(self._run())
@@ -87,6 +89,7 @@ class Coordinator:
             self._store,
             self._queues.webhooks,
             handlers=webhook_handlers(WebhookContext(self._store, self._core, self._fleet)),
+            on_lag=self._metrics.observe_webhook_lag,
         )
         applier = self._applier
         if self._alerts.enabled:
@@ -102,7 +105,11 @@ class Coordinator:
             log.info("alerts to %s", ", ".join(self._alerts.config.targets))
         self._core.webhook_watermark = lambda: applier.watermark_s
         self._tasks = [
-            asyncio.create_task(self._loop(self._tick, self._deployment.engine.route_interval_s)),
+            asyncio.create_task(
+                self._loop(
+                    self._metrics.timed(self._tick), self._deployment.engine.route_interval_s
+                )
+            ),
             asyncio.create_task(
                 self._loop(self._complete, self._deployment.engine.completion_check_s)
             ),
@@ -171,6 +178,8 @@ class Coordinator:
     async def _poll(self) -> None:
         if self._core is not None and self._core.active:
             await self._fleet.poll()
+            if self._store is not None and self._queues is not None:
+                await self._metrics.publish(self._core, self._store, self._queues)
 
     async def _core_ready(self) -> CoordinatorCore:
         await self._ready.wait()

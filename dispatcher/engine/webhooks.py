@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -59,6 +60,9 @@ class WebhookApplier:
         handlers: Mapping[str, Handler] | None = None,
         retry_base_s: float = 0.2,
         retry_cap_s: float = 5.0,
+        *,
+        on_lag: Callable[[float], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -74,6 +78,10 @@ class WebhookApplier:
         """The latest event time (Meta's clock, seconds) among the statuses applied: how far
         the webhooks have come, which bounds the wait of in-doubt sends."""
         self._tag: CallbackTag | None = None
+        self._on_lag = on_lag
+        """Told, per status write, the seconds from Meta's timestamp of the newest status
+        written to the write (the metrics' webhook lag)."""
+        self._wall_clock = wall_clock
 
     async def _callback_tag(self) -> CallbackTag:
         """The deployment's tag (read once): statuses are ours by wamid or by this tag."""
@@ -149,6 +157,8 @@ class WebhookApplier:
             return 0
         await self._store.outcomes.apply_statuses(updates)
         latest = max(u.at.timestamp() for u in updates)
+        if self._on_lag is not None:
+            self._on_lag(self._wall_clock() - latest)
         self.watermark_s = latest if self.watermark_s is None else max(self.watermark_s, latest)
         return len(updates)
 
