@@ -25,7 +25,8 @@ from ray.util.metrics import Gauge, Histogram
 from dispatcher.engine.coordinator import CoordinatorCore
 from dispatcher.engine.progress import CampaignProgress
 from dispatcher.queue import Queues
-from dispatcher.queue.streams import QueueStats, StreamStats
+from dispatcher.queue.stream import StreamStats
+from dispatcher.queue.streams import QueueStats
 from dispatcher.store import Store
 
 TICK_BOUNDARIES_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]

@@ -107,9 +107,7 @@ async def campaign(stack: Stack, wanted: set[str]) -> dict[str, Any]:
 
 
 def main(database_url: str, redis_url: str, wanted: list[str]) -> None:
-    ray.init(
-        num_cpus=2, include_dashboard=True, dashboard_port=free_port(), log_to_driver=False
-    )
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_port=free_port(), log_to_driver=False)
     stack = start_stack(load_settings(), database_url, redis_url)
     try:
         result = asyncio.run(campaign(stack, set(wanted)))

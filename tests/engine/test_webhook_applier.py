@@ -208,3 +208,26 @@ async def test_bare_or_forged_callback_data_moves_nothing(
     assert [statuses[i] for i in ids] == [RecipientStatus.PENDING] * 4 + [
         RecipientStatus.DELIVERED
     ] * 2
+
+
+async def test_the_lag_of_each_write_is_told_from_its_newest_status(
+    tag: CallbackTag,
+    store: Store,
+    webhook_queue: WebhookQueue,
+    make_instance: MakeInstance,
+    make_campaign: MakeCampaign,
+) -> None:
+    _, ids = await campaign_ids(store, make_instance, make_campaign, 4)
+    older = status_payload(tag, ids[:2])  # Meta's timestamp 1750030081
+    newer = status_payload(tag, ids[2:])
+    for status in newer["entry"][0]["changes"][0]["value"]["statuses"]:
+        status["timestamp"] = "1750030090"
+    await webhook_queue.push_many([older, newer])
+    lags: list[float] = []
+    applier = WebhookApplier(
+        store, webhook_queue, on_lag=lags.append, wall_clock=lambda: 1750030093.5
+    )
+    assert await applier.apply_once() == 4
+    assert lags == [3.5]  # one write; its newest status was 3.5 s old when written
+    assert await applier.apply_once() == 0
+    assert lags == [3.5]  # nothing written, nothing told
