@@ -127,6 +127,7 @@
   function campaignRow(campaign) {
     const tr = blankRow(11, { "data-campaign-id": campaign.id });
     const actions = tr.children[10];
+    actions.className = "actions";
     for (const [action, label] of ACTIONS) {
       const button = el("button", { type: "button", "data-action": action }, label);
       if (action === "cancel") button.classList.add("danger");
@@ -215,6 +216,7 @@
     const tr = blankRow(6, { "data-queue": queue, "data-instance": instance || "" });
     if (instance) return tr;
     const actions = tr.children[5];
+    actions.className = "actions";
     for (const [action, label] of QUEUE_ACTIONS) {
       const button = el("button", { type: "button", "data-action": action }, label);
       if (action === "clear") button.classList.add("danger");

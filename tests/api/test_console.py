@@ -46,14 +46,11 @@ async def test_the_data_it_reads_still_needs_the_token(anonymous: httpx.AsyncCli
             PREFIX + path, headers={"Authorization": f"Bearer {API_TOKEN}"}
         )
         assert allowed.status_code == 200, allowed.text
-    assert_error(
-        await anonymous.post(PREFIX + "/queue/stats", json={"action": "clear", "queue": "webhooks"}),
-        401,
-        "unauthorized",
-    )
+    clear = {"action": "clear", "queue": "webhooks"}
+    assert_error(await anonymous.post(PREFIX + "/queue/stats", json=clear), 401, "unauthorized")
 
 
 async def test_only_the_page_and_its_assets_are_public(anonymous: httpx.AsyncClient) -> None:
-    assert console.PATHS == {"/console", "/console/console.js", "/console/console.css"}
+    assert {"/console", "/console/console.js", "/console/console.css"} == console.PATHS
     assert (await anonymous.get("/console/other")).status_code == 401
     assert (await anonymous.post("/console")).status_code == 405

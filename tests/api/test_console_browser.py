@@ -60,6 +60,11 @@ async def test_the_console_shows_a_campaign_move_and_pauses_it(
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(stack.api.url + "/console")
+            await page.fill("#token", "not-the-token")
+            await page.click("#token-form button[type=submit]")
+            refused = page.locator("#login-error", has_text="refused")
+            await refused.wait_for(timeout=10_000)
+            assert await page.evaluate("sessionStorage.length") == 0
             await page.fill("#token", API_TOKEN)
             await page.click("#token-form button[type=submit]")
             assert API_TOKEN not in page.url
@@ -74,6 +79,11 @@ async def test_the_console_shows_a_campaign_move_and_pauses_it(
                 await page.wait_for_timeout(500)
                 second = await _count(sent)
             assert second > first, "the campaign's progress did not move on the page"
+            rate = await page.locator(f'{row} td[data-field="rate"]').inner_text()
+            eta = await page.locator(f'{row} td[data-field="eta"]').inner_text()
+            assert rate.endswith("/s")
+            assert float(rate.removesuffix("/s")) > 0, rate
+            assert eta != "\u2013", eta  # an en dash: no ETA
             progress = await page.locator(f"{row} [role=progressbar]").get_attribute(
                 "aria-valuenow"
             )
@@ -91,7 +101,7 @@ async def test_the_console_shows_a_campaign_move_and_pauses_it(
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / f"console-{int(time.time())}.png"
             await page.screenshot(path=str(shot), full_page=True)
-            print(f"console screenshot: {shot} (sent {first} -> {second}, {progress}%)")
+            print(f"console screenshot: {shot} (sent {first} -> {second}, {rate}, ETA {eta})")
             assert errors == []
             await browser.close()
     finally:
