@@ -15,9 +15,9 @@
     ["cancel", "Cancel", ["draft", "scheduled", "running", "paused", "held"]],
   ];
   const QUEUE_ACTIONS = [
-    ["retry_dlq", "Retry dead letters"],
-    ["recover_stuck", "Recover stuck"],
-    ["clear", "Clear"],
+    ["retry_dlq", "Retry DLQ", "Put every dead letter back on the queue"],
+    ["recover_stuck", "Recover", "Give back deliveries stuck past their visibility timeout"],
+    ["clear", "Clear", "Empty the whole queue"],
   ];
 
   const $ = (id) => document.getElementById(id);
@@ -217,8 +217,8 @@
     if (instance) return tr;
     const actions = tr.children[5];
     actions.className = "actions";
-    for (const [action, label] of QUEUE_ACTIONS) {
-      const button = el("button", { type: "button", "data-action": action }, label);
+    for (const [action, label, title] of QUEUE_ACTIONS) {
+      const button = el("button", { type: "button", "data-action": action, title }, label);
       if (action === "clear") button.classList.add("danger");
       button.addEventListener("click", () => queueAction(queue, action));
       actions.append(button);
