@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import campaigns, health, instances, queue, recipients, suppressions, webhook
+from api import campaigns, console, health, instances, queue, recipients, suppressions, webhook
 from api.access_log import AccessLog
 from api.errors import error_response, exception_handlers
 from api.openapi import Operation, openapi_route, operation_routes
@@ -36,7 +36,9 @@ OPERATIONS: list[Operation] = [
 ]
 TITLE = "WhatsApp campaign dispatcher"
 VERSION = "1.0.0"
-PUBLIC_PATHS = frozenset({op.full_path for op in OPERATIONS if op.public} | {"/openapi.json"})
+PUBLIC_PATHS = frozenset(
+    {op.full_path for op in OPERATIONS if op.public} | {"/openapi.json"} | console.PATHS
+)
 
 
 class BearerAuth:
@@ -96,6 +98,7 @@ def create_app(
         routes=[
             *operation_routes(OPERATIONS),
             openapi_route(OPERATIONS, title=TITLE, version=VERSION),
+            *console.routes(),
             *(routes or []),
         ],
         middleware=[Middleware(AccessLog), Middleware(BearerAuth, token=token)],

@@ -8,12 +8,12 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.bodies import parse_json
+from api.bodies import parse_json, parse_query
 from api.errors import ApiError, json_response
 from api.message_limits import check_campaign
 from api.openapi import Endpoint, Operation
 from api.remote import call
-from api.schemas import CampaignIn, CampaignOut
+from api.schemas import CampaignIn, CampaignOut, CampaignPage, CampaignsQuery
 from api.state import AppState, app_state
 from dispatcher import operations
 from dispatcher.operations import Action
@@ -25,10 +25,12 @@ MAX_CAMPAIGN_BYTES = 8 * 2**20
 """10,000 inline recipients with their variables fit well within this."""
 
 
+def campaign_out(campaign: Campaign) -> CampaignOut:
+    return CampaignOut.model_validate(campaign, from_attributes=True)
+
+
 def campaign_json(campaign: Campaign) -> Response:
-    return json_response(
-        CampaignOut.model_validate(campaign, from_attributes=True).model_dump(mode="json")
-    )
+    return json_response(campaign_out(campaign).model_dump(mode="json"))
 
 
 async def campaign_or_404(state: AppState, campaign_id: UUID) -> Campaign:
@@ -80,6 +82,18 @@ async def create_campaign(request: Request) -> Response:
     response = campaign_json(campaign)
     response.status_code = 201
     return response
+
+
+async def list_campaigns(request: Request) -> Response:
+    query = parse_query(request, CampaignsQuery)
+    found = await app_state(request).store.campaigns.newest(
+        status=query.status, after=query.after, limit=query.limit
+    )
+    page = CampaignPage(
+        items=[campaign_out(campaign) for campaign in found],
+        next_after=found[-1].id if len(found) == query.limit else None,
+    )
+    return json_response(page.model_dump(mode="json"))
 
 
 async def get_campaign(request: Request) -> Response:
@@ -155,6 +169,16 @@ OPERATIONS = [
         status=201,
         body=CampaignIn,
         errors=[408],
+    ),
+    Operation(
+        "GET",
+        "/campaigns",
+        list_campaigns,
+        "Campaigns with their counters, newest first, optionally of one status (keyset: pass "
+        "next_after as after)",
+        ("A page", CampaignPage),
+        query=CampaignsQuery,
+        errors=[422],
     ),
     Operation(
         "GET",

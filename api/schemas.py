@@ -271,6 +271,19 @@ class CampaignOut(BaseModel):
     """Recipients skipped: suppressed for marketing (never sent, not failed)."""
 
 
+class CampaignsQuery(Query):
+    status: CampaignStatus | None = None
+    after: UUID | None = Field(
+        default=None, description="The last id of the previous page (keyset pagination)."
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignOut] = Field(description="Newest first.")
+    next_after: UUID | None = Field(description="Pass as ``after`` for the next page; null: done.")
+
+
 class RecipientOut(BaseModel):
     id: int
     phone: str | None

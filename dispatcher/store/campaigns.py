@@ -154,6 +154,25 @@ class Campaigns:
         )
         return [_campaign(row) for row in rows]
 
+    async def newest(
+        self, *, status: CampaignStatus | None = None, after: UUID | None = None, limit: int = 100
+    ) -> list[Campaign]:
+        """Newest first (keyset): those created before campaign ``after`` (the last of the
+        previous page), optionally of one status. An ``after`` that names no campaign: none."""
+        rows = await self._pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM whatsapp_campaigns
+            WHERE ($1::whatsapp_campaign_status IS NULL OR status = $1)
+              AND ($2::uuid IS NULL OR (created_at, id) < (
+                   SELECT created_at, id FROM whatsapp_campaigns WHERE id = $2))
+            ORDER BY created_at DESC, id DESC LIMIT $3
+            """,
+            None if status is None else status.value,
+            after,
+            limit,
+        )
+        return [_campaign(row) for row in rows]
+
     async def transition(
         self, campaign_id: UUID, to: CampaignStatus, *, reason: str | None = None
     ) -> bool:

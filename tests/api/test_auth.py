@@ -28,6 +28,7 @@ async def test_protected_endpoints_need_the_bearer_token(
         ("GET", "/instances"),
         ("POST", "/instances"),
         ("POST", "/campaigns"),
+        ("GET", "/campaigns"),
         ("GET", "/queue/stats"),
         ("POST", "/queue/stats"),
         ("GET", "/campaigns/00000000-0000-0000-0000-000000000000"),

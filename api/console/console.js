@@ -1,0 +1,361 @@
+// The operator console: polls the JSON API every second with the bearer token kept in this
+// tab's sessionStorage (never in a URL). Every server string reaches the page as text
+// (textContent / Text nodes), never as HTML.
+"use strict";
+
+(() => {
+  const API = "/api/whatsapp";
+  const KEY = "dispatcher.console.token";
+  const POLL_MS = 1000;
+  const RATE_WINDOW_MS = 10000;
+  const STALE_MS = 5000;
+  const ACTIONS = [
+    ["pause", "Pause", ["running", "scheduled"]],
+    ["resume", "Resume", ["paused"]],
+    ["cancel", "Cancel", ["draft", "scheduled", "running", "paused", "held"]],
+  ];
+  const QUEUE_ACTIONS = [
+    ["retry_dlq", "Retry DLQ", "Put every dead letter back on the queue"],
+    ["recover_stuck", "Recover", "Give back deliveries stuck past their visibility timeout"],
+    ["clear", "Clear", "Empty the whole queue"],
+  ];
+
+  const $ = (id) => document.getElementById(id);
+  const samples = new Map(); // campaign id -> [[time ms, done count], ...]
+  let generation = 0;
+  let lastOk = 0;
+  let names = new Map(); // instance id -> label
+
+  class Unauthorized extends Error {}
+
+  // -- the API ----------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` };
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(API + path, init);
+    if (response.status === 401) throw new Unauthorized("token refused");
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const message = data && data.error ? data.error.message : response.statusText;
+      throw new Error(`${response.status}: ${message}`);
+    }
+    return data;
+  }
+
+  // -- DOM helpers: text only ---------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "class") node.className = value;
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child !== undefined && child !== null) node.append(child); // strings become Text
+    }
+    return node;
+  }
+
+  const num = (value) =>
+    value === undefined || value === null ? "–" : Number(value).toLocaleString("en-US");
+  const small = (text) => el("span", { class: "small" }, text);
+  const badge = (text) => el("span", { class: `badge ${text}` }, text || "–");
+  const short = (id) => String(id || "").slice(0, 8);
+
+  function bar(done, total, label) {
+    const ratio = total > 0 ? Math.min(done / total, 1) : 0;
+    const fill = el("div", { class: done > total && total > 0 ? "fill over" : "fill" });
+    fill.style.width = `${(ratio * 100).toFixed(1)}%`;
+    return el(
+      "div",
+      { class: "bar", role: "progressbar", "aria-valuenow": Math.round(ratio * 100) },
+      fill,
+      el("span", { class: "label" }, label),
+    );
+  }
+
+  function duration(seconds) {
+    if (!Number.isFinite(seconds) || seconds < 0) return "–";
+    if (seconds < 60) return `${Math.ceil(seconds)}s`;
+    if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
+    return `${Math.floor(seconds / 3600)}h ${Math.round((seconds % 3600) / 60)}m`;
+  }
+
+  // Rows are kept by key and their cells refilled, so a button is not replaced under a click.
+  function sync(tbody, items, key, create, update, empty) {
+    const rows = new Map([...tbody.querySelectorAll("tr[data-key]")].map((tr) => [tr.dataset.key, tr]));
+    const wanted = items.map((item) => {
+      const k = key(item);
+      const tr = rows.get(k) || create(item);
+      tr.dataset.key = k;
+      update(tr, item);
+      return tr;
+    });
+    if (!wanted.length) {
+      wanted.push(el("tr", {}, el("td", { class: "empty", colspan: 12 }, empty)));
+    }
+    tbody.replaceChildren(...wanted);
+  }
+
+  function fill(tr, cells) {
+    cells.forEach((content, i) => {
+      const td = tr.children[i];
+      const parts = Array.isArray(content) ? content : [content];
+      td.replaceChildren(...parts.filter((part) => part !== undefined && part !== null));
+    });
+  }
+
+  const blankRow = (count, attrs) => el("tr", attrs, ...Array.from({ length: count }, () => el("td")));
+
+  // -- campaigns ----------------------------------------------------------------------------
+
+  function rate(campaign, done) {
+    const now = Date.now();
+    const seen = (samples.get(campaign.id) || []).filter(([t]) => now - t <= RATE_WINDOW_MS);
+    seen.push([now, done]);
+    samples.set(campaign.id, seen);
+    const [t0, d0] = seen[0];
+    return now > t0 ? ((done - d0) * 1000) / (now - t0) : 0;
+  }
+
+  function campaignRow(campaign) {
+    const tr = blankRow(11, { "data-campaign-id": campaign.id });
+    const actions = tr.children[10];
+    actions.className = "actions";
+    for (const [action, label] of ACTIONS) {
+      const button = el("button", { type: "button", "data-action": action }, label);
+      if (action === "cancel") button.classList.add("danger");
+      button.addEventListener("click", () => campaignAction(campaign, action));
+      actions.append(button);
+    }
+    return tr;
+  }
+
+  function updateCampaign(tr, c) {
+    const done = c.total_sent + c.total_failed + c.total_duplicates + (c.total_suppressed || 0);
+    const remaining = c.pending + c.queued + c.sending;
+    const perS = c.status === "running" ? rate(c, done) : 0;
+    const cells = [
+      [c.name, small(short(c.id))],
+      [badge(c.status), c.status_reason ? small(c.status_reason) : null],
+      bar(done, c.total_recipients, `${num(done)} / ${num(c.total_recipients)}`),
+      num(c.total_sent),
+      num(c.total_delivered),
+      num(c.total_read),
+      num(c.total_failed),
+      num(c.total_duplicates),
+      c.status === "running" ? `${perS.toFixed(1)}/s` : "–",
+      c.status === "running" && perS > 0 ? duration(remaining / perS) : "–",
+    ];
+    fill(tr, cells);
+    const fields = ["name", "status", "progress", "sent", "delivered", "read", "failed",
+      "duplicates", "rate", "eta"];
+    fields.forEach((field, i) => {
+      tr.children[i].dataset.field = field;
+      if (i >= 3) tr.children[i].className = "num";
+    });
+    for (const [action, , from] of ACTIONS) {
+      tr.querySelector(`button[data-action="${action}"]`).disabled = !from.includes(c.status);
+    }
+  }
+
+  async function campaignAction(campaign, action) {
+    if (action === "cancel" && !window.confirm(`Cancel campaign "${campaign.name}"?`)) return;
+    try {
+      await api("POST", `/campaigns/${encodeURIComponent(campaign.id)}/${action}`);
+      note(`${action}: ${campaign.name}`);
+    } catch (error) {
+      failed(error, `${action} ${campaign.name}`);
+    }
+    refresh();
+  }
+
+  // -- instances, portfolios, queues --------------------------------------------------------
+
+  function updateInstance(tr, s) {
+    const breaker = s.breaker || {};
+    const codes = Object.entries(s.errors_by_code || {})
+      .sort((a, b) => b[1] - a[1])
+      .map(([code, count]) => `${code} × ${num(count)}`);
+    const last = s.last_error;
+    fill(tr, [
+      [names.get(s.instance_id) || s.phone_number_id, small(s.phone_number_id)],
+      [badge(s.state), s.error ? small(s.error) : null],
+      [`${num(s.current_rate_mps)} / ${num(s.configured_rate_mps)}`, small(`${num(s.sends_per_s)} sends/s`)],
+      [badge(breaker.state), breaker.state === "open" ? small(`retry in ${duration(breaker.retry_after_s)}`) : null],
+      codes.length ? codes.join(", ") : "–",
+      last ? [`${last.code}: ${last.message || ""}`, last.details ? small(last.details) : null] : "–",
+      [num(s.backlog), small(`${num(s.in_flight)} in flight`)],
+      s.node_id ? el("span", { title: s.node_id }, String(s.node_id).slice(0, 12)) : "–",
+    ]);
+  }
+
+  function updatePortfolio(tr, [business, p]) {
+    const limit = p.daily_limit;
+    const used = p.daily_unique_used;
+    const usage = limit === null || limit === undefined
+      ? (p.limit_source === "unreadable" ? "limit unreadable" : "unlimited")
+      : bar(used || 0, limit, `${num(used)} / ${num(limit)}`);
+    const hold = p.held ? [badge("held"), small(p.hold_reason || "")]
+      : p.blocked_for_s > 0 ? `blocked ${duration(p.blocked_for_s)}` : "–";
+    fill(tr, [
+      business,
+      usage,
+      [p.tier || "–", small(p.limit_source || "not read"), p.limit_error ? small(p.limit_error) : null],
+      hold,
+    ]);
+  }
+
+  function queueRow([queue, instance]) {
+    const tr = blankRow(6, { "data-queue": queue, "data-instance": instance || "" });
+    if (instance) return tr;
+    const actions = tr.children[5];
+    actions.className = "actions";
+    for (const [action, label, title] of QUEUE_ACTIONS) {
+      const button = el("button", { type: "button", "data-action": action, title }, label);
+      if (action === "clear") button.classList.add("danger");
+      button.addEventListener("click", () => queueAction(queue, action));
+      actions.append(button);
+    }
+    return tr;
+  }
+
+  function updateQueue(tr, [queue, instance, depth]) {
+    fill(tr, [
+      instance ? "" : queue,
+      instance ? names.get(instance) || instance : "all",
+      num(depth.pending),
+      num(depth.processing),
+      num(depth.dlq),
+    ]);
+    for (const i of [2, 3, 4]) tr.children[i].className = "num";
+    const retry = tr.querySelector('button[data-action="retry_dlq"]');
+    if (retry) retry.disabled = !depth.dlq;
+  }
+
+  async function queueAction(queue, action) {
+    if (action === "clear" && !window.confirm(`Clear the whole ${queue} queue?`)) return;
+    try {
+      const answer = await api("POST", "/queue/stats", { action, queue });
+      note(`${action} on ${queue}: ${JSON.stringify(answer.result)}`);
+    } catch (error) {
+      failed(error, `${action} on ${queue}`);
+    }
+    refresh();
+  }
+
+  // -- the loop -------------------------------------------------------------------------------
+
+  async function poll() {
+    const [campaigns, stats, instances] = await Promise.allSettled([
+      api("GET", "/campaigns?limit=100"),
+      api("GET", "/queue/stats"),
+      api("GET", "/instances"),
+    ]);
+    const refused = [campaigns, stats, instances].find(
+      (r) => r.status === "rejected" && r.reason instanceof Unauthorized,
+    );
+    if (refused) throw refused.reason;
+    if (instances.status === "fulfilled") {
+      names = new Map(instances.value.items.map((i) => [i.id, i.name || i.display_phone_number || i.phone_number_id]));
+    }
+    if (campaigns.status === "fulfilled") {
+      sync($("campaigns").tBodies[0], campaigns.value.items, (c) => c.id, campaignRow,
+        updateCampaign, "No campaigns yet");
+    }
+    if (stats.status === "fulfilled") {
+      const s = stats.value;
+      const list = Object.entries(s.instances).map(([id, v]) => ({ instance_id: id, ...v }));
+      sync($("instances").tBodies[0], list, (i) => i.instance_id, () => blankRow(8), updateInstance,
+        "No instances");
+      sync($("portfolios").tBodies[0], Object.entries(s.portfolios), ([b]) => b,
+        () => blankRow(4), updatePortfolio, "No portfolios");
+      const rows = [];
+      for (const queue of ["campaigns", "webhooks"]) {
+        rows.push([queue, null, s[queue]]);
+        for (const [instance, depth] of Object.entries(s[queue].instances || {})) {
+          rows.push([queue, instance, depth]);
+        }
+      }
+      sync($("queues").tBodies[0], rows, ([q, i]) => `${q}/${i || ""}`, queueRow, updateQueue, "");
+    }
+    const errors = [campaigns, stats, instances].filter((r) => r.status === "rejected");
+    if (errors.length) throw errors[0].reason;
+  }
+
+  async function loop(mine) {
+    if (mine !== generation) return;
+    try {
+      await poll();
+      lastOk = Date.now();
+      status(`updated ${new Date(lastOk).toLocaleTimeString()}`, false);
+    } catch (error) {
+      if (error instanceof Unauthorized) {
+        signOut("The API refused this token.");
+        return;
+      }
+      const stale = Date.now() - lastOk > STALE_MS;
+      status(`error: ${error.message}`, stale);
+    }
+    if (mine === generation) setTimeout(() => loop(mine), POLL_MS);
+  }
+
+  const refresh = () => poll().catch(() => {}); // between two ticks, after an action
+
+  function status(text, bad) {
+    const node = $("status");
+    node.textContent = text;
+    node.classList.toggle("stale", bad);
+  }
+
+  const note = (text) => status(text, false);
+  function failed(error, what) {
+    if (error instanceof Unauthorized) signOut("The API refused this token.");
+    else status(`${what} failed: ${error.message}`, true);
+  }
+
+  // -- the token --------------------------------------------------------------------------------
+
+  function signOut(message) {
+    generation += 1;
+    sessionStorage.removeItem(KEY);
+    $("console").hidden = true;
+    $("signout").hidden = true;
+    $("login").hidden = false;
+    const error = $("login-error");
+    error.textContent = message || "";
+    error.hidden = !message;
+    status("not signed in", false);
+    $("token").focus();
+  }
+
+  function start() {
+    generation += 1;
+    $("login").hidden = true;
+    $("console").hidden = false;
+    $("signout").hidden = false;
+    status("loading…", false);
+    loop(generation);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault(); // never a form submission: the token stays out of URLs
+      const input = $("token");
+      const value = input.value.trim();
+      input.value = "";
+      if (!value) return;
+      sessionStorage.setItem(KEY, value);
+      start();
+    });
+    $("signout").addEventListener("click", () => signOut(""));
+    if (sessionStorage.getItem(KEY)) start();
+    else signOut("");
+  });
+})();
