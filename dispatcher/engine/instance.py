@@ -86,8 +86,9 @@ def _unsendable(item: BatchItem, instance_id: UUID, error: RenderLimitError) -> 
     )
 
 
-FENCED_READ_GRACE_S = 2.0
-"""How long a fenced worker waits for its read in flight (a blocking read lasts 0.5 s)."""
+READ_GRACE_S = 2.0
+"""How long a stopping worker waits for the batch it is reading or starting (a blocking read
+lasts 0.5 s; a start, a few round trips)."""
 
 
 class InstanceWorker:
@@ -146,6 +147,11 @@ class InstanceWorker:
         self._unstarted: list[Job] = []
         """Read from the stream, not yet handed to the pipeline (a start that failed)."""
         self._start_failed: set[str] = set()
+        """Jobs whose hand-over may have committed before their start failed."""
+        self._handing_over: str | None = None
+        self._in_hand: set[int] = set()
+        """Recipients given to the pipeline whose result is not written yet: whatever a
+        retried start finds ``sending`` under this sender, these it must not send again."""
         self._results: list[tuple[str, SendResult]] = []
         self._flush_now = asyncio.Event()
         """Set when the pipeline ran out of work: its last results are written at once, so
@@ -250,18 +256,27 @@ class InstanceWorker:
             reader = loops[0]
             for task in loops[1:]:
                 task.cancel()
+            reading = False
             if self.fenced:
                 # A read in flight may return a batch the stream gave our consumer name,
                 # which the newer incarnation shares and will not read again: let it land,
                 # so that _start hands it back, instead of stranding it until its
                 # visibility timeout.
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(reader), FENCED_READ_GRACE_S)
+                    await asyncio.wait_for(asyncio.shield(reader), READ_GRACE_S)
+            else:
+                # Not in the middle of a start: cancelled after its hand-over, a batch's
+                # rows would stay ``sending`` in nobody's hands, in doubt for the next one.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reading.acquire(), READ_GRACE_S)
+                    reading = True
             for task in loops:
                 task.cancel()
             for task in loops:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if reading:
+                self._reading.release()
             await self._finish_background()
             await self._flush()
             if self.pipeline.halted is not None and not self.fenced:
@@ -320,6 +335,10 @@ class InstanceWorker:
             and self._clock() - self.last_active >= idle_s
         )
 
+    def held_jobs(self) -> list[str]:
+        """Ids of the batches this worker holds now."""
+        return list(self._held)
+
     async def stop_if_idle(self, idle_s: float) -> bool:
         """Stop if :meth:`idle`; checked again once no read is under way (a batch read just
         now is started, and this worker is busy again). Nothing is left in anyone's doubt:
@@ -368,9 +387,11 @@ class InstanceWorker:
             except Exception:
                 # Redis or Postgres hiccuped: a batch read but not started is kept here and
                 # started again once they answer (touched meanwhile), not left in the stream
-                # until its visibility timeout.
-                if self._unstarted:
+                # until its visibility timeout. Whether its hand-over may have committed is
+                # remembered: only then are rows it already holds its own to send.
+                if self._unstarted and self._unstarted[0].job_id == self._handing_over:
                     self._start_failed.add(self._unstarted[0].job_id)
+                self._handing_over = None
                 log.exception("instance %s: reading work failed; retrying", self.phone_number_id)
                 await asyncio.sleep(self.config.retry_after_s)
 
@@ -386,6 +407,7 @@ class InstanceWorker:
         template = await self.templates.get(batch.campaign_id)
         # Fenced first, even for a held campaign: rows an earlier sender left ``sending``
         # (maybe accepted by Meta) are marked in doubt, never given back to be sent again.
+        self._handing_over = job.job_id
         handed = await self._store.recipients.hand_over(
             batch.claim_id, ids, self.instance_id, self.epoch
         )
@@ -406,22 +428,24 @@ class InstanceWorker:
                 len(handed.in_doubt),
                 job.job_id,
             )
+        moved = set(handed.moved)
+        if again:
+            # The first try's hand-over committed, its answer lost: those rows are ours,
+            # unless this incarnation already has them in hand (sent or being sent).
+            moved.update(set(handed.already_mine) - self._in_hand)
         if status is CampaignStatus.HELD:
             # Routed before its hold: nothing of it is sent; the rows just taken go back to
             # pending, no attempt used.
-            await self._store.recipients.requeue_held(handed.moved, self.instance_id, self.epoch)
+            await self._store.recipients.requeue_held(sorted(moved), self.instance_id, self.epoch)
             await self._queue.ack(self.instance_id, job.job_id)
             return
-        moved = set(handed.moved)
-        if again and handed.already_mine:
-            in_hand = {item[0] for h in self._held.values() for item in h.job.batch["items"]}
-            moved.update(set(handed.already_mine) - in_hand)
         items = [item for item in batch.items if item.recipient_id in moved]
         held = HeldJob(job, unsettled=len(items))
         self._held[job.job_id] = held
         if not items or template is None:  # no campaign, no rows: nothing to send
             await self._settle_job(job.job_id, held)
             return
+        self._in_hand.update(item.recipient_id for item in items)
         self.pipeline.submit(self._messages(job, batch, template, items))
 
     def _messages(
@@ -479,6 +503,7 @@ class InstanceWorker:
             )
             return
         self.written += len(results)
+        self._in_hand.difference_update(result.recipient_id for _, result in results)
         self.last_active = self._clock()
         done: list[str] = []
         for job_id, _ in results:
@@ -528,10 +553,32 @@ class InstanceWorker:
                 continue
             # A batch not yet started that was reclaimed is another's now: not started here.
             # In place: the read loop holds this very list while it reads.
+            pruned = [job for job in self._unstarted if job.job_id not in held]
             self._unstarted[:] = [job for job in self._unstarted if job.job_id in held]
+            await self._give_back_unstarted(pruned)
             lost = set(self._held) - set(held)
             if lost:
                 await self._lost(lost)
+
+    async def _give_back_unstarted(self, pruned: list[Job]) -> None:
+        """Jobs reclaimed from us before they started: if a failed start's hand-over may have
+        committed, their rows are ``sending`` under this sender but were never sent; back to
+        pending (only rows still ours and not in doubt move), or the copy of the batch that
+        was reclaimed finds them out of its hands."""
+        for job in pruned:
+            if job.job_id not in self._start_failed:
+                continue
+            ids = [item[0] for item in job.batch.get("items", [])]
+            try:
+                await self._store.recipients.requeue_held(
+                    [i for i in ids if i not in self._in_hand], self.instance_id, self.epoch
+                )
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception:  # Postgres away: the stale-row sweep gives them back later
+                log.exception("instance %s: giving back a batch failed", self.phone_number_id)
+                continue
+            self._start_failed.discard(job.job_id)
 
     async def _lost(self, lost: set[str]) -> None:
         """Batches reclaimed from us: their waiting messages are dropped at once. If a newer
@@ -550,9 +597,9 @@ class InstanceWorker:
         if not await self._epoch_current():
             self._fence("batches reclaimed")
         elif dropped:
-            await self._store.recipients.requeue_held(
-                [m.recipient_id for m in dropped], self.instance_id, self.epoch
-            )
+            given_back = [m.recipient_id for m in dropped]
+            await self._store.recipients.requeue_held(given_back, self.instance_id, self.epoch)
+            self._in_hand.difference_update(given_back)
 
     # -- fencing ------------------------------------------------------------------------
 

@@ -314,3 +314,52 @@ async def test_a_hand_over_whose_answer_was_lost_is_sent_once(
         await asyncio.wait_for(task, 30)
     audit = await sandbox.audit()
     assert (audit["accepted"], audit["duplicate_sends"]) == (10, 0)
+
+
+
+async def test_a_start_retried_after_its_batch_was_reclaimed_resends_nothing(
+    store: Store,
+    worker_store: Store,
+    work_queue: WorkQueue,
+    make_instance: MakeInstance,
+    make_campaign: MakeCampaign,
+    client: MetaClient,
+    sandbox: SandboxControl,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Postgres flaps while a batch is being sent: the batch is reclaimed (appended again),
+    the worker drops the original, and the copy's start fails until Postgres answers. The
+    retried start must not send the rows the worker already sent and has not written."""
+    instance = await sandbox_number(make_instance)
+    campaign = await make_campaign([instance], 10, start=7000)
+    await routed(store, work_queue, instance, campaign, 10)
+    running = worker(
+        instance,
+        worker_store,
+        work_queue,
+        client,
+        2,
+        flush_interval_s=30.0,
+        touch_interval_s=0.2,
+        retry_after_s=0.2,
+    )
+    real_status = worker_store.campaigns.status
+    first: list[str] = []
+
+    async def flapping(campaign_id: object) -> object:
+        if first and first[0] in running.held_jobs():
+            raise ConnectionResetError("postgres flapped")
+        return await real_status(campaign_id)  # type: ignore[arg-type]
+
+    task = asyncio.create_task(running.run())
+    try:
+        await wait_for(lambda: running.pipeline.stats.sent >= 3)
+        first.extend(running.held_jobs())
+        monkeypatch.setattr(worker_store.campaigns, "status", flapping)
+        await work_queue.recover_stuck(instance.id, min_idle_ms=0)
+        await asyncio.sleep(8.0)  # at 2 a second, resends of the first sends would show
+    finally:
+        running.stop()
+        await asyncio.wait_for(task, 60)
+    audit = await sandbox.audit()
+    assert audit["duplicate_sends"] == 0
