@@ -316,7 +316,6 @@ async def test_a_hand_over_whose_answer_was_lost_is_sent_once(
     assert (audit["accepted"], audit["duplicate_sends"]) == (10, 0)
 
 
-
 async def test_a_start_retried_after_its_batch_was_reclaimed_resends_nothing(
     store: Store,
     worker_store: Store,
