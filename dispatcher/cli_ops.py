@@ -35,8 +35,8 @@ from dispatcher.api_client import ApiClient, default_api_url
 from dispatcher.errors import ConfigError, ServiceError
 from dispatcher.store.models import CampaignStatus, RecipientStatus
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_CAMPAIGN_NOT_COMPLETED = 3
 CAMPAIGN_ACTIONS = ("show", "create", "send", "pause", "resume", "cancel", "watch", "recipients")
@@ -265,7 +265,7 @@ def _create(args: argparse.Namespace) -> int:
     console.print(f"campaign {campaign['id']} ({campaign['name']}): {campaign['status']}")
     if appended is not None:
         console.print(
-            f"{appended['added']:,} recipients added from {path}, {appended['duplicates']:,} "
+            f"{appended['added']:,} recipients added from {path.name}, {appended['duplicates']:,} "
             f"of them duplicates (kept, never sent); {appended['total_recipients']:,} in all"
         )
     console.print(f"send it with: dispatcher campaign send {campaign['id']}")
