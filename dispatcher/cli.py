@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -230,11 +231,15 @@ def _print_stats(stats: Mapping[str, Any]) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # Ray's driver logs (its start, its auth notice) are library lines too; read once,
+        # when ray is first imported (below).
+        os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
     from dispatcher.demo import run_demo
 
     # Wide enough for the summary tables when the output is a file or a pipe.
     wide = Console(width=None if sys.stdout.isatty() else 120)
-    return run_demo(load_settings(), args.recipients, args.numbers, wide)
+    return run_demo(load_settings(), args.recipients, args.numbers, wide, keep=args.keep)
 
 
 def _positive(text: str) -> int:
@@ -317,7 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--numbers", type=_positive, default=3, help="WhatsApp numbers to send from (1-5)"
     )
-    demo.set_defaults(run=_demo)
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep everything running after the campaign (the console, the API) until Ctrl-C",
+    )
+    # The demo's own output is the show: library log lines (HTTP requests, pools, embedded
+    # services) only with -v.
+    demo.set_defaults(run=_demo, log_level=logging.WARNING)
 
     from dispatcher.secrets_cli import add_parser as add_secrets
 
@@ -329,10 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(
         campaign_shorthand(list(sys.argv[1:] if argv is None else argv))
     )
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if args.verbose else getattr(args, "log_level", logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.run(args)
     except ConfigError as exc:

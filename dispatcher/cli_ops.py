@@ -263,7 +263,7 @@ def _create(args: argparse.Namespace) -> int:
         print_json({"campaign": campaign, "upload": appended})
         return 0
     console.print(f"campaign {campaign['id']} ({campaign['name']}): {campaign['status']}")
-    if appended is not None:
+    if appended is not None and path is not None:
         console.print(
             f"{appended['added']:,} recipients added from {path.name}, {appended['duplicates']:,} "
             f"of them duplicates (kept, never sent); {appended['total_recipients']:,} in all"
