@@ -118,7 +118,8 @@ def run_demo(
             api = ApiServer(
                 create_app(settings, dispatcher.deployment, dispatcher.coordinator), api_port
             ).start()
-            console.print(f"  API            {api.url}/api/whatsapp (token in this process only)")
+            where = "its token: below, at the end" if keep else "token in this process only"
+            console.print(f"  API            {api.url}/api/whatsapp ({where})")
             console.print(f"  Ray dashboard  {_dashboard(dispatcher.dashboard_url)}")
             ids = [
                 dispatcher.register_instance(
