@@ -61,6 +61,9 @@ def test_demo_keep_serves_until_ctrl_c_and_stops_without_noise(tmp_path: Path) -
         campaign_id = re.search(r"dispatcher campaign show (\S+)", text)
         assert campaign_id, text
 
+        page = httpx.get(f"{console_url.group(1)}/console", timeout=30)
+        assert page.status_code == 200
+        assert 'id="token-form"' in page.text
         # Still serving after the campaign, with the token from the file.
         shown = httpx.get(
             f"{console_url.group(1)}/api/whatsapp/campaigns/{campaign_id.group(1)}",
