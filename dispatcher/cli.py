@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 the API or a service (Redis, Postgres, Ray) refused or failed; 2 usage
 (a bad option, a missing setting or file); 3 ``campaign watch``: the campaign ended failed or
-cancelled; 130 interrupted. The operator's commands are in ``dispatcher/cli_ops.py``.
+cancelled; 130 interrupted. The operator's commands are in ``dispatcher/cli_ops.py`` and
+``dispatcher/cli_campaign.py``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from dispatcher.api_client import api_get, default_api_url
-from dispatcher.cli_ops import add_parsers as add_ops
-from dispatcher.cli_ops import campaign_shorthand, num, print_json
+from dispatcher.cli_campaign import add_parser as add_campaign
+from dispatcher.cli_campaign import campaign_shorthand
+from dispatcher.cli_ops import add_parsers as add_instances
+from dispatcher.cli_ops import num, print_json
 from dispatcher.config import load_settings, require
 from dispatcher.errors import ConfigError, DispatcherError, ServiceError
 from dispatcher.services import Services
@@ -313,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     _ca_file_argument(stats)
     stats.set_defaults(run=_stats)
 
-    add_ops(commands)
+    add_instances(commands)
+    add_campaign(commands)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
     demo.add_argument(
