@@ -1,11 +1,18 @@
-"""The ``dispatcher`` command. The CLI alone prints; errors are one line, never a traceback."""
+"""The ``dispatcher`` command. The CLI alone prints; errors are one line, never a traceback.
+
+Exit codes: 0 ok; 1 the API or a service (Redis, Postgres, Ray) refused or failed; 2 usage
+(a bad option, a missing setting or file); 3 ``campaign watch``: the campaign ended failed or
+cancelled; 130 interrupted. The operator's commands are in ``dispatcher/cli_ops.py`` and
+``dispatcher/cli_campaign.py``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,9 +21,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dispatcher.api_client import api_get
+from dispatcher.api_client import api_get, default_api_url
+from dispatcher.cli_campaign import add_parser as add_campaign
+from dispatcher.cli_campaign import campaign_shorthand
+from dispatcher.cli_ops import add_parsers as add_instances
+from dispatcher.cli_ops import num, print_json
 from dispatcher.config import load_settings, require
-from dispatcher.errors import DispatcherError, ServiceError
+from dispatcher.errors import ConfigError, DispatcherError, ServiceError
 from dispatcher.services import Services
 from dispatcher.tls import ServerTls, is_loopback
 from dispatcher.urls import redact
@@ -138,48 +149,15 @@ def _stats(args: argparse.Namespace) -> int:
         stats = _stats_from_ray(args.ray_address, args.instance)
     else:
         stats = _stats_from_api(args.api_url, args.instance, args.ca_file)
-    _print_stats(stats)
+    if args.json:
+        print_json(stats)
+    else:
+        _print_stats(stats)
     return 0
 
 
 def _stats_from_api(url: str, instance: str | None, ca_file: Path | None) -> dict[str, Any]:
     return api_get(url, "/queue/stats", {"instanceId": instance} if instance else {}, ca_file)
-
-
-_CAMPAIGN_COUNTERS = (
-    ("recipients", "total_recipients"),
-    ("pending", "pending"),
-    ("queued", "queued"),
-    ("sending", "sending"),
-    ("sent", "total_sent"),
-    ("delivered", "total_delivered"),
-    ("read", "total_read"),
-    ("failed", "total_failed"),
-    ("duplicates", "total_duplicates"),
-    ("suppressed", "total_suppressed"),
-)
-
-
-def _campaign(args: argparse.Namespace) -> int:
-    """One campaign's status and counters, from the API."""
-    shown = api_get(args.api_url, f"/campaigns/{args.campaign_id}", ca_file=args.ca_file)
-    table = Table(title=f"Campaign '{shown['name']}' ({shown['id']}): {shown['status']}")
-    table.add_column("counter")
-    table.add_column("rows", justify="right")
-    for title, key in _CAMPAIGN_COUNTERS:
-        table.add_row(title, _num(shown.get(key)))
-    console.print(table)
-    if shown.get("total_duplicates"):
-        console.print(
-            "duplicates: rows naming a phone or BSUID the campaign has earlier; kept, never "
-            "sent (listed by GET /campaigns/{id}/recipients?status=duplicate)"
-        )
-    if shown.get("total_suppressed"):
-        console.print(
-            "suppressed: recipients who stopped the business's marketing messages; settled, "
-            "never sent (listed by GET /campaigns/{id}/recipients?status=suppressed)"
-        )
-    return 0
 
 
 def _stats_from_ray(address: str, instance: str | None) -> dict[str, Any]:
@@ -231,9 +209,9 @@ def _print_stats(stats: Mapping[str, Any]) -> None:
         instances.add_row(
             str(s.get("phone_number_id") or key),
             str(s.get("state", "?")) + (f" ({s['error']})" if s.get("error") else ""),
-            f"{_num(s.get('current_rate_mps'))}/{_num(s.get('configured_rate_mps'))}",
+            f"{num(s.get('current_rate_mps'))}/{num(s.get('configured_rate_mps'))}",
             str(breaker.get("state", "-")),
-            *(_num(s.get(k)) for k in ("sent", "failed", "retried", "backlog")),
+            *(num(s.get(k)) for k in ("sent", "failed", "retried", "backlog")),
         )
     console.print(instances)
 
@@ -247,7 +225,7 @@ def _print_stats(stats: Mapping[str, Any]) -> None:
             source = f"[red]{escape(source)}: {escape(str(p['limit_error']))}[/red]"
         portfolios.add_row(
             business,
-            _num(p.get("daily_unique_used")),
+            num(p.get("daily_unique_used")),
             "unlimited" if limit is None else f"{limit:,}",
             source,
             f"{p.get('blocked_for_s', 0)}s",
@@ -255,20 +233,16 @@ def _print_stats(stats: Mapping[str, Any]) -> None:
     console.print(portfolios)
 
 
-def _num(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 def _demo(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # Ray's driver logs (its start, its auth notice) are library lines too; read once,
+        # when ray is first imported (below).
+        os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
     from dispatcher.demo import run_demo
 
     # Wide enough for the summary tables when the output is a file or a pipe.
     wide = Console(width=None if sys.stdout.isatty() else 120)
-    return run_demo(load_settings(), args.recipients, args.numbers, wide)
+    return run_demo(load_settings(), args.recipients, args.numbers, wide, keep=args.keep)
 
 
 def _positive(text: str) -> int:
@@ -279,14 +253,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        console.print(f"dispatcher {name}: not built yet (see the open issues)")
-        return 0
-
-    return run
 
 
 def _ca_file_argument(command: argparse.ArgumentParser) -> None:
@@ -340,23 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     source = stats.add_mutually_exclusive_group()
     source.add_argument(
         "--api-url",
-        default="http://127.0.0.1:8080",
-        help="read them from this API (bearer token: DISPATCHER_API_TOKEN)",
+        default=default_api_url(),
+        help="read them from this API (default: DISPATCHER_API_URL, else http://127.0.0.1:8080; "
+        "bearer token: DISPATCHER_API_TOKEN)",
     )
     source.add_argument("--ray-address", help="read them from the coordinator on this cluster")
     stats.add_argument("--instance", help="only this instance id")
+    stats.add_argument("--json", action="store_true", help="machine output: one JSON document")
     _ca_file_argument(stats)
     stats.set_defaults(run=_stats)
 
-    campaign = commands.add_parser("campaign", help="show a campaign's status and counters")
-    campaign.add_argument("campaign_id", help="the campaign's id")
-    campaign.add_argument(
-        "--api-url",
-        default="http://127.0.0.1:8080",
-        help="read it from this API (bearer token: DISPATCHER_API_TOKEN)",
-    )
-    _ca_file_argument(campaign)
-    campaign.set_defaults(run=_campaign)
+    add_instances(commands)
+    add_campaign(commands)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
     demo.add_argument(
@@ -365,7 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--numbers", type=_positive, default=3, help="WhatsApp numbers to send from (1-5)"
     )
-    demo.set_defaults(run=_demo)
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep everything running after the campaign (the console, the API) until Ctrl-C",
+    )
+    # The demo's own output is the show: library log lines (HTTP requests, pools, embedded
+    # services) only with -v.
+    demo.set_defaults(run=_demo, log_level=logging.WARNING)
 
     from dispatcher.secrets_cli import add_parser as add_secrets
 
@@ -374,23 +342,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    args = build_parser().parse_args(
+        campaign_shorthand(list(sys.argv[1:] if argv is None else argv))
     )
+    level = logging.DEBUG if args.verbose else getattr(args, "log_level", logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.run(args)
-    except DispatcherError as exc:
+    except ConfigError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
+    except DispatcherError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 1
     except Exception as exc:
         # Ray's own errors (a coordinator that died, a timeout) are not ours, yet a user
         # deserves one line, not a traceback; -v shows the rest in the log.
         if type(exc).__module__.startswith("ray"):
             logging.getLogger(__name__).debug("ray error", exc_info=True)
             err_console.print(f"[red]error:[/red] ray: {type(exc).__name__}", highlight=False)
-            return 2
+            return 1
         raise
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -2,13 +2,19 @@
 
 Local Ray, embedded Redis and Postgres, the Meta sandbox with numbers of different limits in
 portfolios of different tiers, the API receiving the sandbox's webhooks. Ctrl-C stops it all.
+With ``keep``, everything stays up after the campaign, for a person to look around in the
+console, until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,7 +81,9 @@ def sandbox_config(numbers: list[DemoNumber], webhook_url: str, app_secret: str)
     )
 
 
-def run_demo(settings: Settings, recipients: int, numbers: int, console: Console) -> int:
+def run_demo(
+    settings: Settings, recipients: int, numbers: int, console: Console, *, keep: bool = False
+) -> int:
     """The main job; returns the exit code. Everything started here is stopped here."""
     from api.app import create_app
     from api.server import ApiServer
@@ -83,6 +91,7 @@ def run_demo(settings: Settings, recipients: int, numbers: int, console: Console
 
     chosen = NUMBERS[: max(1, min(numbers, len(NUMBERS)))]
     app_secret = settings.app_secret.get_secret_value() or secrets.token_hex(16)
+    generated = not settings.api_token.get_secret_value()
     settings = settings.model_copy(
         update={
             "app_secret": SecretStr(app_secret),
@@ -109,7 +118,8 @@ def run_demo(settings: Settings, recipients: int, numbers: int, console: Console
             api = ApiServer(
                 create_app(settings, dispatcher.deployment, dispatcher.coordinator), api_port
             ).start()
-            console.print(f"  API            {api.url}/api/whatsapp (token in this process only)")
+            where = "its token: below, at the end" if keep else "token in this process only"
+            console.print(f"  API            {api.url}/api/whatsapp ({where})")
             console.print(f"  Ray dashboard  {_dashboard(dispatcher.dashboard_url)}")
             ids = [
                 dispatcher.register_instance(
@@ -143,12 +153,49 @@ def run_demo(settings: Settings, recipients: int, numbers: int, console: Console
             _summary(console, done, stats, audit, send_s, chosen)
             console.print(f"Ray dashboard: {_dashboard(dispatcher.dashboard_url)}")
             console.print(f"[dim]demo took {time.monotonic() - started:.1f}s in all")
+            if keep:
+                _keep_running(console, api.url, _token_hint(settings, generated), campaign.id)
         finally:
             console.print("[dim]stopping: API, actors, Ray, embedded services, sandbox")
             if api is not None:
                 api.stop()
             dispatcher.close()
     return 0
+
+
+def _token_hint(settings: Settings, generated: bool) -> str:
+    """Where a person finds the API token: the demo's own is written to a private file
+    (never printed: terminals are recorded and shared)."""
+    if not generated:
+        return "your DISPATCHER_API_TOKEN"
+    path = Path(settings.data_dir) / "demo-api-token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(settings.api_token.get_secret_value() + "\n")
+    return f"the file {path.resolve()}"
+
+
+def _keep_running(console: Console, api_url: str, token_hint: str, campaign_id: object) -> None:
+    """Until Ctrl-C: the API, the actors and the services stay up."""
+    console.print(f"[bold]Console:[/bold] {api_url}/console", soft_wrap=True)
+    console.print(f"  log in with the API token in {token_hint}", soft_wrap=True)
+    console.print(
+        f"  CLI: export DISPATCHER_API_URL={api_url} and DISPATCHER_API_TOKEN, then "
+        f"dispatcher campaign show {campaign_id}",
+        soft_wrap=True,
+    )
+    console.print("Everything keeps running; Ctrl-C stops it.")
+    # The signal only sets an event: no KeyboardInterrupt lands in the middle of Ray's or
+    # the API's code, and the stop that follows is the ordinary one.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    console.print()
 
 
 def _settle_webhooks(dispatcher: Any, campaign: Campaign, timeout_s: float = 10.0) -> Campaign:

@@ -22,13 +22,13 @@ def test_stats_errors_are_one_line(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DISPATCHER_API_TOKEN", "wrong")
-    assert main(["stats", "--api-url", stack.api.url]) == 2
+    assert main(["stats", "--api-url", stack.api.url]) == 1
     err = capsys.readouterr().err
     assert "HTTP 401" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
-    assert main(["stats", "--api-url", "http://127.0.0.1:9"]) == 2
+    assert main(["stats", "--api-url", "http://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert "api: http://127.0.0.1:9: ConnectError" in err
     assert len(err.strip().splitlines()) == 1
