@@ -60,9 +60,10 @@ async def number(
 
     async def read() -> dict[str, Any] | None:
         found: dict[str, Any] = (await api.get(f"/instances/{instance_id}")).json()
+        # Facts read by the coordinator at registration (no actor until work arrives).
         ready = (
             found["display_phone_number"] == display
-            and (found.get("stats") or {}).get("state") == "running"
+            and (found.get("portfolio") or {}).get("limit_source") == "graph_api"
         )
         return found if ready else None
 
@@ -108,7 +109,7 @@ async def test_throughput_upgrade_rereads_the_number(
     api: httpx.AsyncClient, anonymous: httpx.AsyncClient, sandbox: SandboxControl
 ) -> None:
     instance = await number(api, sandbox)
-    assert instance["stats"]["configured_rate_mps"] == 80
+    assert instance["throughput_mps"] == 80
     # Meta upgraded the number (its node now says HIGH); the webhook announces it.
     upgraded = NumberConfig(
         phone_number_id=instance["phone_number_id"],
@@ -123,10 +124,10 @@ async def test_throughput_upgrade_rereads_the_number(
 
     async def faster() -> dict[str, Any] | None:
         found: dict[str, Any] = (await api.get(f"/instances/{instance['id']}")).json()
-        return found if (found["stats"] or {}).get("configured_rate_mps") == 1000 else None
+        # Re-read by the coordinator (the number has no actor: no work was routed to it).
+        return found if found["throughput_mps"] == 1000 else None
 
     found = await wait_until(faster, timeout_s=30)
-    assert found["throughput_mps"] == 1000
     # max_daily_conversations_per_business rides along: the portfolio's limit, by webhook
     # (or by the re-read, which the sandbox answers with the portfolio's own tier).
     assert found["portfolio"]["tier"] in ("TIER_UNLIMITED", "TIER_250")
@@ -151,7 +152,8 @@ async def test_account_update_stops_the_accounts_numbers_until_reinstated(
 
     async def stopped() -> dict[str, Any] | None:
         found: dict[str, Any] = (await api.get(f"/instances/{instance['id']}")).json()
-        halted = (found.get("stats") or {}).get("state") == "error"  # its actor stopped
+        state = (found.get("stats") or {}).get("state")
+        halted = state in ("error", "stopped")  # no actor sends for it
         return found if found["status"] == "error" and halted else None
 
     found = await wait_until(stopped, timeout_s=60)
@@ -163,7 +165,7 @@ async def test_account_update_stops_the_accounts_numbers_until_reinstated(
 
     async def active() -> bool:
         found = (await api.get(f"/instances/{instance['id']}")).json()
-        running = (found.get("stats") or {}).get("state") == "running"  # a new actor sends
-        return bool(found["status"] == "active" and running)
+        # Usable again: an actor starts for it once work is routed to it.
+        return bool(found["status"] == "active")
 
     await wait_until(active, timeout_s=60)
