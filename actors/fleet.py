@@ -29,7 +29,9 @@ UNUSABLE_AFTER_POLLS = 5
 """An actor that has not answered this many polls in a row gets no new work."""
 REPLACE_AFTER_POLLS = 15
 """...and after this many it is replaced, on another node if its node is gone."""
-UNUSABLE_STATES = {"error", "failed", "fenced"}
+UNUSABLE_STATES = {"error", "failed", "fenced", "stopping"}
+"""States in which an actor takes no new work ("stopping": an idle stop whose answer was
+lost; the next sweep finishes it)."""
 STOPPED = "stopped"
 """The state shown for a number without an actor (never started, or stopped when idle)."""
 STOP_TIMEOUT_S = 30.0
@@ -137,7 +139,12 @@ class RayFleet:
         """Stop the actor if it has been idle for ``idle_s`` (it decides, as it stops
         reading); True once stopped and its name free. Its last stats stay, as stopped."""
         last = self.stats.get(instance_id, {})
-        if last.get("state") != "running" or float(last.get("idle_for_s", 0.0)) < idle_s:
+        # An earlier stop whose answer was lost left it stopping: it reads nothing more, so
+        # it is finished here (it holds nothing: it stopped only when idle).
+        stopping = last.get("state") == "stopping"
+        if not stopping and (
+            last.get("state") != "running" or float(last.get("idle_for_s", 0.0)) < idle_s
+        ):
             # Busy at the last poll, or not answering (the sweep runs in the routing round:
             # it must not wait on a dead actor's timeout).
             return False
@@ -146,13 +153,16 @@ class RayFleet:
             instance = self._instances.get(instance_id)
             if handle is None or instance is None:
                 return False
-            try:
-                stopped = await asyncio.wait_for(handle.stop_if_idle.remote(idle_s), STOP_TIMEOUT_S)
-            except (RayError, TimeoutError) as exc:
-                log.warning("instance %s: idle stop not answered: %s", instance_id, exc)
-                return False
-            if not stopped:
-                return False
+            if not stopping:
+                try:
+                    stopped = await asyncio.wait_for(
+                        handle.stop_if_idle.remote(idle_s), STOP_TIMEOUT_S
+                    )
+                except (RayError, TimeoutError) as exc:
+                    log.warning("instance %s: idle stop not answered: %s", instance_id, exc)
+                    return False
+                if not stopped:
+                    return False
             self._forget(instance_id)
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)

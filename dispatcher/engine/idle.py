@@ -95,6 +95,13 @@ class IdleSweep:
 
     async def _maybe_stop(self, instance: Instance) -> None:
         if await self._has_work(instance.id):
+            # Work waits, and an actor that takes none (an idle stop whose answer was lost
+            # left it stopping) is finished here, so that a new one can take the work.
+            if not self._fleet.usable(instance.id) and await self._fleet.stop_idle(
+                instance.id, self.config.instance_idle_stop_s
+            ):
+                self.stopped += 1
+                await self._start(instance)
             return
         if await self._store.in_doubt.of_instance(instance.id):
             # Not lost if it stopped (the coordinator settles them), but kept: if the policy

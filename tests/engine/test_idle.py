@@ -175,6 +175,30 @@ async def test_work_waiting_for_a_number_without_an_actor_starts_one(
     assert second.idle.started >= 1
 
 
+async def test_an_actor_left_stopping_with_work_waiting_is_replaced(
+    store: Store, work_queue: WorkQueue, make_instance: MakeInstance, make_campaign: MakeCampaign
+) -> None:
+    """An idle stop whose answer was lost leaves an actor that reads nothing ("stopping",
+    unusable): once work waits for its number, the sweep finishes it and starts a new one."""
+    instance = await make_instance()
+    fleet = FakeFleet()
+    fleet.running_ids.add(instance.id)
+    fleet.unusable.add(instance.id)  # its stats say stopping
+    await work_queue.enqueue(instance.id, {"routed": "after the stop began"})
+    coordinator = core(store, work_queue, fleet, FakeClock())
+
+    async def stopped_then_usable(instance_id: UUID, idle_s: float) -> bool:
+        fleet.running_ids.discard(instance_id)
+        fleet.unusable.discard(instance_id)  # its stats now say stopped
+        fleet.idle_stops.append((instance_id, idle_s))
+        return True
+
+    fleet.stop_idle = stopped_then_usable  # type: ignore[method-assign]
+    await coordinator.idle.sweep([instance])
+    assert [i for i, _ in fleet.idle_stops] == [instance.id]
+    assert fleet.ensured == [instance.id]  # a new actor takes the work
+
+
 # -- the worker's own idle stop ---------------------------------------------------------
 
 
