@@ -14,6 +14,7 @@ same statement. Without one (tests, a single process) it is always active.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from dispatcher.engine.recovery import QueueRecovery, orphans_in_doubt
 from dispatcher.engine.sizing import DEFAULT_RATE_MPS, batch_size
 from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.outages import is_outage
 from dispatcher.policies.messaging_limit import DAY_S, MessagingLimitGate
 from dispatcher.queue.streams import WorkQueue
 from dispatcher.store import Store
@@ -196,10 +198,16 @@ class CoordinatorCore:
         if not self.active or not self._still_active():
             return
         async with self._routing:
-            campaign = await self._store.campaigns.get(campaign_id)
-            if campaign is None or campaign.status is not CampaignStatus.RUNNING:
-                return
-            await self._route(campaign, await self._stream_depths([campaign]))
+            try:
+                campaign = await self._store.campaigns.get(campaign_id)
+                if campaign is None or campaign.status is not CampaignStatus.RUNNING:
+                    return
+                await self._route(campaign, await self._stream_depths([campaign]))
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The send took effect (the campaign runs); the next tick routes it.
+                log.warning("campaign %s: routing at once failed (%s); next tick", campaign_id, exc)
 
     async def resume_campaign(self, campaign_id: UUID) -> bool:
         """paused / held -> running; a paused campaign that never started goes back to
@@ -510,7 +518,16 @@ class CoordinatorCore:
         admitted = [by_address[a] for a in reservation.admitted]
         if admitted:
             batch = Batch.from_claim(claim, admitted)
-            await self._queue.enqueue(instance.id, batch.to_json())
+            try:
+                await self._queue.enqueue(instance.id, batch.to_json())
+            except Exception:
+                # Redis away: no batch carries these rows. Back to pending now (best
+                # effort: else the stale-row sweep does it) and their slots freed, so that
+                # nothing waits half an hour for a batch that never was.
+                portfolio.gate.release([r.address for r in admitted])
+                with contextlib.suppress(Exception):
+                    await self._store.recipients.requeue(claim.claim_id, [r.id for r in admitted])
+                raise
             await self._fleet.ensure(instance)  # the number has work: it needs its actor
             self.routed_batches += 1
             self.routed_recipients += len(admitted)
