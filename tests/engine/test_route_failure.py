@@ -31,7 +31,8 @@ async def test_a_send_routed_while_redis_is_away_runs_and_strands_no_row(
     monkeypatch.setattr(work_queue, "enqueue", away)
     assert await core.start_campaign(campaign.id)  # no error: the send took effect
     found = await store.campaigns.get(campaign.id)
-    assert found is not None and found.status is CampaignStatus.RUNNING
+    assert found is not None
+    assert found.status is CampaignStatus.RUNNING
     counts = await store.recipients.count_by_status(campaign.id)
     assert counts[RecipientStatus.QUEUED] == 0  # no row waits for a batch that never was
     assert counts[RecipientStatus.PENDING] == 30
