@@ -6,6 +6,7 @@ serve's own Ray session (its own temp dir: no other run's logs)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -44,7 +45,7 @@ def _secret(kind: str) -> str:
 @pytest.fixture
 def used() -> dict[str, str]:
     """Every secret of the run, each unique, so a match can only be a leak."""
-    return {
+    found = {
         name: _secret(name.replace("_", "")[:6])
         for name in (
             "api_token",
@@ -55,6 +56,9 @@ def used() -> dict[str, str]:
             "database_password",
         )
     }
+    # The key that seals tokens at rest travels to every actor: it must reach no log either.
+    found["secret_key"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return found
 
 
 @pytest.fixture
@@ -207,6 +211,7 @@ async def test_a_whole_flow_at_debug_level_logs_no_secret(
         verbose=True,
         env={
             "DISPATCHER_API_TOKEN": used["api_token"],
+            "DISPATCHER_SECRET_KEY": used["secret_key"],
             "WHATSAPP_APP_SECRET": used["app_secret"],
             "WHATSAPP_VERIFY_TOKEN": used["verify_token"],
         },
@@ -263,6 +268,7 @@ def test_the_demo_shows_and_logs_no_secret(
             "DISPATCHER_REDIS_URL": redis_url,
             "DISPATCHER_DATABASE_URL": database_url,
             "DISPATCHER_API_TOKEN": used["api_token"],
+            "DISPATCHER_SECRET_KEY": used["secret_key"],
             "WHATSAPP_APP_SECRET": used["app_secret"],
             "WHATSAPP_VERIFY_TOKEN": used["verify_token"],
             "RAY_health_check_timeout_ms": "20000",
