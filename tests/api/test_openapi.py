@@ -105,8 +105,11 @@ async def test_schemathesis_finds_no_server_error(
             str(FUZZ_EXAMPLES),
             "--phases",
             "examples,coverage,fuzzing",
+            # One worker: CPython 3.11 raises "SystemError: AST constructor recursion depth
+            # mismatch" when threads run ast.parse at once (hypothesis describes
+            # schemathesis's filter lambdas that way): the run fails, not our API.
             "--workers",
-            "2",
+            "1",
             "--seed",
             os.environ.get("FUZZ_SEED", "20251126"),
             "--suppress-health-check",
