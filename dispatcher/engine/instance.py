@@ -382,6 +382,7 @@ class InstanceWorker:
                         # By identity: the touch loop may have dropped a reclaimed one meanwhile.
                         self._unstarted[:] = [j for j in self._unstarted if j is not job]
                         self._start_failed.discard(job.job_id)
+                        self._handing_over = None
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception:
