@@ -58,7 +58,9 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
                 ],
             }
         )
-    return {"text": f"{alert.title}: {alert.text}"[:3000], "blocks": blocks}
+    # The fallback text is mrkdwn too (and the push notification): escaped like the blocks,
+    # so a campaign named "<!channel>" pings nobody and links nowhere.
+    return {"text": f"{title}: {text}"[:3000], "blocks": blocks}
 
 
 def discord_payload(alert: Alert) -> dict[str, Any]:

@@ -49,12 +49,18 @@ class MaskWebhookUrls(logging.Filter):
 
     def __init__(self, targets: dict[str, str]) -> None:
         super().__init__()
-        self._targets = targets
+        # As configured and as httpx prints it (host lowercased, default port dropped...).
+        self._targets = [
+            (service, form)
+            for service, url in targets.items()
+            for form in {url, _normalised(url)}
+            if form
+        ]
 
     def _mask(self, value: object) -> object:
         text = str(value)
         hit = False
-        for service, url in self._targets.items():
+        for service, url in self._targets:
             if url in text:
                 text, hit = text.replace(url, f"<{service} webhook>"), True
         return text if hit else value
@@ -64,6 +70,13 @@ class MaskWebhookUrls(logging.Filter):
             record.args = tuple(self._mask(arg) for arg in record.args)
         record.msg = self._mask(record.msg)
         return True
+
+
+def _normalised(url: str) -> str:
+    try:
+        return str(httpx.URL(url))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return url
 
 
 HTTPX_LOGGER = "httpx"

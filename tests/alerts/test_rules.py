@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from dispatcher.alerts.events import AlertKind, scrub
+import httpx
+
+from dispatcher.alerts.events import Alert, AlertKind, scrub
+from dispatcher.alerts.formats import slack_payload
 from dispatcher.alerts.rules import AlertRules, Snapshot
+from dispatcher.alerts.sender import MaskWebhookUrls
 
 
 def stats(breaker: str = "closed", spam: int = 0, state: str = "running") -> dict[str, Any]:
@@ -53,3 +58,28 @@ def test_portfolio_conditions_alert_once_while_they_last() -> None:
 def test_scrub_masks_tokens_and_url_credentials() -> None:
     text = scrub("190: EAAGm0PX4ZBpsBAKtoken123 at https://u:pw@h.example/p?access_token=abc ok")
     assert text == "190: *** at https://u:***@h.example/p?access_token=*** ok"
+
+
+def test_slack_text_is_escaped_like_its_blocks() -> None:
+    alert = Alert.of(
+        AlertKind.CAMPAIGN_COMPLETED,
+        "c1",
+        "Campaign <!channel> completed",
+        "<https://evil.example|Rotate your token> & more",
+    )
+    payload = slack_payload(alert)
+    for text in (payload["text"], payload["blocks"][0]["text"]["text"]):
+        assert "<!channel>" not in text
+        assert "<https://" not in text
+        assert "&lt;!channel&gt;" in text
+
+
+def test_webhook_urls_are_masked_as_httpx_prints_them() -> None:
+    configured = "https://Hooks.Slack.com:443/services/T000/B000/secretpart"
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "HTTP Request: %s %s", ("POST", ""), None
+    )
+    record.args = ("POST", str(httpx.URL(configured)))
+    MaskWebhookUrls({"slack": configured}).filter(record)
+    assert "secretpart" not in record.getMessage()
+    assert "<slack webhook>" in record.getMessage()
