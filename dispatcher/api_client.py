@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from dispatcher.config import load_settings, require
-from dispatcher.errors import ServiceError
+from dispatcher.errors import ConfigError, ServiceError
 from dispatcher.tls import client_verify
 from dispatcher.urls import redact
 
@@ -43,12 +43,15 @@ class ApiClient:
         settings = load_settings()
         token = os.environ.get("DISPATCHER_API_TOKEN") or require(settings, "api_token")
         self.url = url.rstrip("/")
-        self._client = httpx.Client(
-            base_url=self.url + PREFIX,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT_S,
-            verify=client_verify(ca_file or settings.ca_file),
-        )
+        try:
+            self._client = httpx.Client(
+                base_url=self.url + PREFIX,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=TIMEOUT_S,
+                verify=client_verify(ca_file or settings.ca_file),
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ConfigError("--api-url", f"invalid URL {redact(self.url)}: {exc}") from None
 
     def __enter__(self) -> ApiClient:
         return self
@@ -92,9 +95,16 @@ class ApiClient:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ServiceError("api", f"{redact(self.url)}: {_failure(exc)}") from None
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:
             raise ServiceError("api", f"HTTP {response.status_code}: {_message(response)}")
-        result: dict[str, Any] = response.json()
+        try:
+            result = response.json()
+        except ValueError:  # a proxy's page, not the API
+            raise ServiceError(
+                "api", f"{redact(self.url)} answered something else than JSON"
+            ) from None
+        if not isinstance(result, dict):
+            raise ServiceError("api", f"{redact(self.url)} answered an unexpected body")
         return result
 
 

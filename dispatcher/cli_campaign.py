@@ -8,6 +8,7 @@ import csv
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -286,7 +287,9 @@ def add_parser(commands: Any) -> None:
     watch = actions.add_parser(
         "watch", help="live progress until done; exit 0 completed, 3 failed or cancelled"
     )
-    watch.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    watch.add_argument(
+        "--interval", type=_seconds, default=1.0, help="seconds between polls (0.1 to 60)"
+    )
     watch.set_defaults(run=_watch)
     export = actions.add_parser("recipients", help="export recipients as CSV (or --json)")
     export.add_argument("--status", choices=[s.value for s in RecipientStatus])
@@ -297,7 +300,7 @@ def add_parser(commands: Any) -> None:
     for name, parser in actions.choices.items():
         api_arguments(parser)
         if name != "create":
-            parser.add_argument("campaign_id", help="the campaign's id")
+            parser.add_argument("campaign_id", type=_campaign_id, help="the campaign's id")
 
 
 def campaign_shorthand(argv: list[str]) -> list[str]:
@@ -311,3 +314,21 @@ def campaign_shorthand(argv: list[str]) -> list[str]:
         if not word.startswith("-"):
             break
     return argv
+
+
+def _campaign_id(text: str) -> str:
+    """A campaign id is a UUID: anything else is a usage error, never a path."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a campaign id: {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError("between 0.1 and 60 seconds")
+    return value

@@ -237,9 +237,6 @@ def test_errors_are_one_line_with_exit_codes_scripts_can_test(
         assert code == 1
         assert "HTTP 404" in one_error_line(err)
         assert out == ""
-    code, _, err = cli("campaign", "watch", "not-a-uuid")
-    assert code == 1
-    assert "HTTP 404" in one_error_line(err)
 
     monkeypatch.delenv("DISPATCHER_API_TOKEN")
     code, _, err = cli("instances", "--json")
@@ -249,6 +246,11 @@ def test_errors_are_one_line_with_exit_codes_scripts_can_test(
     with pytest.raises(SystemExit) as exited:
         main(["campaign", "create", "--name", "no template"])
     assert exited.value.code == 2
+    with pytest.raises(SystemExit) as usage:  # not an id: a usage error, never a path
+        main(["campaign", "watch", "not-a-uuid"])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["campaign", "show", "../instances"])
 
 
 def test_stats_as_json(cli: Any) -> None:
