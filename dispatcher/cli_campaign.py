@@ -4,6 +4,7 @@ watch (exit 0 completed, 3 failed or cancelled) and export recipients as CSV."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -153,11 +154,13 @@ def _create(args: argparse.Namespace) -> int:
         if path is not None and kind is not None:
             try:
                 appended = _upload(api, campaign["id"], path, kind)
-            except ServiceError as exc:
+            except Exception as exc:  # the API refused, or the file could not be read
                 # All or nothing: a draft without its recipients is of no use to anyone.
-                api.post(f"/campaigns/{campaign['id']}/cancel")
+                with contextlib.suppress(ServiceError):
+                    api.post(f"/campaigns/{campaign['id']}/cancel")
+                problem = exc.problem if isinstance(exc, ServiceError) else f"{path}: {exc}"
                 raise ServiceError(
-                    exc.service, f"{exc.problem} (campaign {campaign['id']} cancelled)"
+                    "api", f"{problem} (campaign {campaign['id']} cancelled)"
                 ) from None
             campaign = api.get(f"/campaigns/{campaign['id']}")
     if args.json:
