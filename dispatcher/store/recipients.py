@@ -90,7 +90,8 @@ class Recipients:
     async def claim_pending(
         self, campaign_id: UUID, limit: int, *, lease: tuple[str, int] | None = None
     ) -> Claim | None:
-        """Up to ``limit`` pending recipients, oldest first, moved to ``queued`` under a new
+        """Up to ``limit`` pending recipients that are due (``not_before`` passed: see
+        migration 0015), earliest due first, then oldest, moved to ``queued`` under a new
         ``claim_id``; None when there are none or the campaign is not ``running``.
 
         ``FOR UPDATE SKIP LOCKED``: concurrent claimers never get the same recipient and never
@@ -103,7 +104,8 @@ class Recipients:
             """
             WITH claim AS MATERIALIZED (SELECT nextval('whatsapp_claim_seq') AS claim_id),
             picked AS (
-                -- The candidates first, from the (campaign_id, status, id) index alone: with
+                -- The candidates first, from the due index alone (0015: pending rows by
+                -- campaign_id, not_before, id; before it, (campaign_id, status, id)): with
                 -- FOR UPDATE on the same scan the planner walked the primary key from the
                 -- table's first id instead, discarding every row of other campaigns and
                 -- every sent one (7 million at 10 million rows; make bench-scale). Locked
@@ -114,15 +116,16 @@ class Recipients:
                 WHERE r.id = ANY(ARRAY(
                           SELECT p.id FROM whatsapp_campaign_recipients p
                           WHERE p.campaign_id = $1 AND p.status = 'pending'
-                          ORDER BY p.id LIMIT 4 * $2))
-                  AND r.campaign_id = $1 AND r.status = 'pending'
+                            AND p.not_before <= now()
+                          ORDER BY p.not_before, p.id LIMIT 4 * $2))
+                  AND r.campaign_id = $1 AND r.status = 'pending' AND r.not_before <= now()
                   AND EXISTS (SELECT 1 FROM whatsapp_campaigns c
                               WHERE c.id = $1 AND c.status = 'running')
                   AND ($3::text IS NULL OR EXISTS (
                       SELECT 1 FROM whatsapp_coordinator_lease l
                       WHERE l.name = 'coordinator' AND l.holder = $3 AND l.epoch = $4
                         AND l.expires_at > now()))
-                ORDER BY r.id
+                ORDER BY r.not_before, r.id
                 LIMIT $2
                 FOR UPDATE OF r SKIP LOCKED
             )
