@@ -39,7 +39,8 @@ def actor_stats(dispatcher: Dispatcher, instance_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         stats: dict[str, Any] = dispatcher.stats()["instances"].get(instance_id, {})
-        if "pid" in stats:
+        # A number without an actor (lazy: not started yet) shows ``pid: None``.
+        if stats.get("pid"):
             return stats
         time.sleep(0.2)
     raise TimeoutError(f"instance actor {instance_id} did not report its stats")
