@@ -28,6 +28,9 @@ class AlertConfig:
     backoff_s: float = 1.0
     """First retry delay; doubled each attempt, capped at ``max_backoff_s``."""
     max_backoff_s: float = 60.0
+    rearm_after_s: float = 60.0
+    """After an alert reached no service (given up), its condition is raised again this
+    long after, if it still holds."""
     request_timeout_s: float = 10.0
 
     @property

@@ -1,5 +1,11 @@
 """At most one alert per key per window: a flapping breaker or a campaign held again and
-again posts once, then again only after the window."""
+again posts once, then again only after the window.
+
+A key's window starts when its alert was handed to the sender (:meth:`AlertDedup.admit`
+after the enqueue went through), not when it was first offered: an alert the full queue
+dropped was never on its way, so it must not hold back the next one. An alert given up
+after its retries is :meth:`forget`-ten: the condition may be raised again.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +25,18 @@ class AlertDedup:
         self._clock = clock
         self._last: dict[str, float] = {}
 
-    def admit(self, key: str) -> bool:
-        """True (and the key's window starts now) unless ``key`` was admitted within it."""
-        now = self._clock()
+    def allows(self, key: str) -> bool:
+        """Whether ``key`` may go now (its window is over or never began); changes nothing."""
         last = self._last.get(key)
-        if last is not None and now - last < self.window_s:
-            return False
+        return last is None or self._clock() - last >= self.window_s
+
+    def admit(self, key: str) -> None:
+        """``key``'s window starts now: its alert is on its way."""
+        now = self._clock()
         self._last[key] = now
         if len(self._last) > 1_000:  # keys of long-gone campaigns: forget the expired
             self._last = {k: t for k, t in self._last.items() if now - t < self.window_s}
-        return True
+
+    def forget(self, key: str) -> None:
+        """``key``'s alert never arrived: the next one may go at once."""
+        self._last.pop(key, None)

@@ -3,7 +3,8 @@
 Pure: the watch (``watch.py``) reads the state; the sender's dedup then keeps a condition
 that flaps (a breaker opening, closing, opening again) to one alert per window. What this
 process has not seen yet counts as new: after a restart a condition still in force (a held
-campaign, a stopped number) alerts once more.
+campaign, a stopped number) alerts once more. An alert that reached nobody is
+:meth:`AlertRules.rearm`-ed: its condition counts as new again at the next snapshot.
 """
 
 from __future__ import annotations
@@ -52,6 +53,28 @@ class AlertRules:
         self._held_campaigns: set[str] = set()
         self._finished: set[tuple[str, datetime | None]] = set()
         self._dead_above = False
+
+    def rearm(self, alert: Alert) -> None:
+        """Forget that ``alert``'s condition was alerted: if it still holds at the next
+        snapshot, it alerts again (the alert was dropped or given up)."""
+        subject = alert.subject
+        match alert.kind:
+            case AlertKind.NUMBER_STOPPED:
+                self._stopped.discard(subject)
+            case AlertKind.BREAKER_OPEN:
+                self._open.discard(subject)
+            case AlertKind.SPAM_THROTTLE:
+                self._spam.pop(subject, None)
+            case AlertKind.PORTFOLIO_HOLD:
+                self._held_portfolios.discard(subject)
+            case AlertKind.LIMIT_UNREADABLE:
+                self._unreadable.discard(subject)
+            case AlertKind.CAMPAIGN_HELD:
+                self._held_campaigns.discard(subject)
+            case AlertKind.CAMPAIGN_COMPLETED | AlertKind.CAMPAIGN_FAILED:
+                self._finished = {seen for seen in self._finished if seen[0] != subject}
+            case AlertKind.DEAD_LETTERS:
+                self._dead_above = False
 
     def changes(self, snapshot: Snapshot) -> list[Alert]:
         return [

@@ -3,8 +3,13 @@
 :meth:`AlertSender.submit` never waits: the coordinator's loop hands an alert over and goes
 on; when the queue is full the alert is dropped with a log line. A post that fails is
 retried (5xx, 429, connection errors), then given up with a log line; nothing reaches the
-caller. The webhook URLs are credentials: logs name the service, never the URL (an httpx
-error's text carries it, so only its type is logged).
+caller. An alert dropped, or given up by every service, was never seen by anyone: its key
+is not held back by the dedup window, and it waits in :meth:`AlertSender.take_rearmed` (at
+once when dropped, ``rearm_after_s`` after a give-up) for the watch to raise its condition
+again if it still lasts.
+
+The webhook URLs are credentials: logs name the service, never the URL (an httpx error's
+text carries it, so only its type is logged).
 """
 
 from __future__ import annotations
@@ -102,6 +107,9 @@ class AlertSender:
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=config.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._mask = MaskWebhookUrls(self._targets)
+        self._clock = clock
+        self._rearm: dict[str, tuple[Alert, float]] = {}
+        """Key -> (alert, when) of alerts nobody received, to be raised again from then."""
         self.posted = 0
         self.suppressed = 0
         self.dropped = 0
@@ -123,16 +131,26 @@ class AlertSender:
         when queued."""
         if not self.enabled:
             return False
-        if not self.dedup.admit(alert.key):
+        if not self.dedup.allows(alert.key):
             self.suppressed += 1
             return False
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
             self.dropped += 1
+            self._rearm[alert.key] = (alert, self._clock())
             log.warning("alert queue full (%d): %s dropped", self._queue.maxsize, alert.key)
             return False
+        self.dedup.admit(alert.key)  # on its way: the window starts now, not before the put
+        self._rearm.pop(alert.key, None)
         return True
+
+    def take_rearmed(self) -> list[Alert]:
+        """Alerts nobody received whose condition may be raised again now (then forgotten
+        here: raised again, they go through :meth:`submit` like any other)."""
+        now = self._clock()
+        due = [key for key, (_, when) in self._rearm.items() if when <= now]
+        return [self._rearm.pop(key)[0] for key in due]
 
     async def drain(self) -> None:
         """Until every queued alert was posted or given up (tests, shutdown)."""
@@ -152,15 +170,29 @@ class AlertSender:
     async def _run(self) -> None:
         while True:
             alert = await self._queue.get()
+            delivered = False
             try:
                 for service in self._targets:
-                    await self._post(service, alert)
+                    delivered = await self._post(service, alert) or delivered
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in formatting must not stop later alerts
                 log.exception("alert %s not posted", alert.key)
             finally:
+                if not delivered:
+                    self._given_up(alert)
                 self._queue.task_done()
+
+    def _given_up(self, alert: Alert) -> None:
+        """No service took ``alert``: not a reason to stay silent for a whole window. (One
+        service that took it is enough: raising it again would repeat it there.)"""
+        self.dedup.forget(alert.key)
+        self._rearm[alert.key] = (alert, self._clock() + self.config.rearm_after_s)
+        log.warning(
+            "alert %s reached no service: raised again in %.0fs if it still holds",
+            alert.key,
+            self.config.rearm_after_s,
+        )
 
     async def _post(self, service: str, alert: Alert) -> bool:
         """Post to one service with retries; False when given up."""

@@ -75,6 +75,8 @@ class AlertWatch:
         except Exception as exc:  # Postgres or Redis away: the next check reads again
             log.warning("alert check skipped: %s", type(exc).__name__)
             return []
+        for alert in self.sender.take_rearmed():  # nobody got it: raise it again if it holds
+            self.rules.rearm(alert)
         submitted = [a for a in self.rules.changes(snapshot) if self.sender.submit(a)]
         self.checks += 1
         return submitted

@@ -35,6 +35,8 @@ class Receiver:
         default_factory=lambda: {"slack": [], "discord": []}
     )
     """Answers (status, headers) to give before the default 200."""
+    down: bool = False
+    """While True, every post is answered 503 (after the script)."""
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port}/{service}/{SECRET_PATH}"
@@ -46,6 +48,8 @@ class Receiver:
         if self.script[service]:
             status, headers = self.script[service].pop(0)
             return JSONResponse({"retry_after": 0.01}, status_code=status, headers=headers)
+        if self.down:
+            return Response(b"down", status_code=503)
         self.posts[service].append(body)
         return Response(
             "ok" if service == "slack" else b"", status_code=200 if service == "slack" else 204

@@ -226,6 +226,71 @@ async def test_a_full_queue_drops_with_a_log_line(caplog: pytest.LogCaptureFixtu
     assert "alert queue full (2): campaign_failed:c2 dropped" in caplog.text
 
 
+async def test_an_alert_the_full_queue_dropped_is_raised_again_while_it_lasts() -> None:
+    clock = FakeClock()
+    rules = AlertRules()
+    held = Snapshot(portfolios={"biz-a": {"held": True}, "biz-b": {"held": True}})
+    async with receiver() as recorder:
+        sender = AlertSender(config(recorder, queue_size=1), clock=clock)
+        first = rules.changes(held)
+        assert [sender.submit(alert) for alert in first] == [True, False]  # not started yet
+        sender.start()
+        await sender.drain()
+        # What the watch does at its next check: the dropped one's condition is new again.
+        for alert in sender.take_rearmed():
+            rules.rearm(alert)
+        again = rules.changes(held)
+        assert [alert.subject for alert in again] == ["biz-b"]
+        assert sender.submit(again[0])  # not held back by a window it never used
+        await sender.drain()
+        assert rules.changes(held) == []  # delivered: edge-triggered again
+        assert sender.take_rearmed() == []
+        await sender.aclose()
+    titles = [body["embeds"][0]["title"] for body in recorder.posts["discord"]]
+    assert titles == ["Portfolio biz-a held by Meta", "Portfolio biz-b held by Meta"]
+
+
+async def test_an_alert_no_service_took_is_raised_again_after_the_rearm_delay() -> None:
+    clock = FakeClock()
+    rules = AlertRules(dead_letters_threshold=100)
+    piling = Snapshot(dead_letters=150)
+    async with receiver() as recorder:
+        recorder.script["slack"] = [(500, {}), (503, {})]
+        recorder.script["discord"] = [(404, {})]
+        sender = AlertSender(config(recorder, max_attempts=2, rearm_after_s=60), clock=clock)
+        sender.start()
+        [alert] = rules.changes(piling)
+        assert sender.submit(alert)
+        await sender.drain()
+        assert sender.posted == 0
+        assert sender.take_rearmed() == []  # not at once: the receivers just failed
+        clock.advance(60)
+        for due in sender.take_rearmed():
+            rules.rearm(due)
+        [again] = rules.changes(piling)
+        assert sender.submit(again)  # the give-up let go of its window
+        await sender.drain()
+        await sender.aclose()
+    assert again.key == alert.key
+    assert len(recorder.posts["slack"]) == len(recorder.posts["discord"]) == 1
+    assert recorder.attempts == {"slack": 3, "discord": 2}
+
+
+async def test_an_alert_one_service_took_is_not_raised_again() -> None:
+    clock = FakeClock()
+    async with receiver() as recorder:
+        recorder.script["discord"] = [(404, {})]
+        sender = AlertSender(config(recorder, rearm_after_s=0), clock=clock)
+        sender.start()
+        alert = Alert.of(AlertKind.CAMPAIGN_FAILED, "c1", "Failed", "x")
+        assert sender.submit(alert)
+        await sender.drain()
+        await sender.aclose()
+    assert sender.take_rearmed() == []
+    assert not sender.submit(alert)  # within its window
+    assert len(recorder.posts["slack"]) == 1
+
+
 def test_no_target_no_alert() -> None:
     sender = AlertSender(AlertConfig(slack_url=SecretStr(""), discord_url=None))
     assert not sender.enabled

@@ -21,7 +21,13 @@ from dispatcher.engine.coordinator import CoordinatorCore
 from dispatcher.meta.error_codes import ErrorClass
 from dispatcher.queue.streams import WorkQueue
 from dispatcher.store import Store
-from dispatcher.store.models import CampaignStatus, SendOutcome, SendResult
+from dispatcher.store.models import (
+    Campaign,
+    CampaignStatus,
+    Instance,
+    SendOutcome,
+    SendResult,
+)
 from tests.alerts.receiver import SECRET_PATH, Receiver, closed_port, receiver
 from tests.engine.conftest import MakeCampaign, MakeInstance
 from tests.engine.fakes import FakeClock, FakeFleet
@@ -152,14 +158,21 @@ async def test_a_number_stopped_by_meta_and_a_portfolio_hold_post_without_the_to
     assert SECRET_PATH not in raw
 
 
-async def test_a_dead_receiver_leaves_the_coordinator_ticking(
+async def holding(
     store: Store, work_queue: WorkQueue, make_instance: MakeInstance, make_campaign: MakeCampaign
-) -> None:
+) -> tuple[Instance, Campaign, FakeClock, CoordinatorCore]:
+    """A campaign on one number whose sends meet a 131064 portfolio hold."""
     instance = await make_instance()
     campaign = await make_campaign([instance], 30)
     clock = FakeClock()
     fleet = FakeFleet(errors={instance.id: ErrorClass.PORTFOLIO_HOLD.value})
-    coordinator = core(store, work_queue, fleet, clock)
+    return instance, campaign, clock, core(store, work_queue, fleet, clock)
+
+
+async def test_a_dead_receiver_leaves_the_coordinator_ticking(
+    store: Store, work_queue: WorkQueue, make_instance: MakeInstance, make_campaign: MakeCampaign
+) -> None:
+    _, campaign, clock, coordinator = await holding(store, work_queue, make_instance, make_campaign)
     dead = f"http://127.0.0.1:{closed_port()}/x/{SECRET_PATH}"
     async with watched(store, work_queue, coordinator, clock, alert_config(dead, dead)) as sender:
         await coordinator.start_campaign(campaign.id)
@@ -172,3 +185,28 @@ async def test_a_dead_receiver_leaves_the_coordinator_ticking(
         assert coordinator.alerts.checks == 3
         assert sender.failed >= 2
         assert sender.posted == 0
+
+
+async def test_a_hold_no_service_took_is_posted_again_while_it_lasts(
+    store: Store, work_queue: WorkQueue, make_instance: MakeInstance, make_campaign: MakeCampaign
+) -> None:
+    instance, campaign, clock, coordinator = await holding(
+        store, work_queue, make_instance, make_campaign
+    )
+    async with receiver() as recorder:
+        recorder.down = True
+        config = alert_config(recorder.url("slack"), recorder.url("discord"))
+        async with watched(store, work_queue, coordinator, clock, config) as sender:
+            await coordinator.start_campaign(campaign.id)
+            await coordinator.tick()  # the hold begins: both services give it up
+            await settled(coordinator, sender)
+            assert about(recorder, instance.business_id) == {"slack": [], "discord": []}
+            recorder.down = False
+            clock.advance(60)  # rearm_after_s, by default
+            await coordinator.tick()  # still held: raised again, long before the window
+            await settled(coordinator, sender)
+            clock.advance(config.check_interval_s)
+            await coordinator.tick()  # delivered now: not again
+            await settled(coordinator, sender)
+    held = about(recorder, instance.business_id)
+    assert len(held["slack"]) == len(held["discord"]) == 1
