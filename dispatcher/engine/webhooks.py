@@ -158,7 +158,10 @@ class WebhookApplier:
         await self._store.outcomes.apply_statuses(updates)
         latest = max(u.at.timestamp() for u in updates)
         if self._on_lag is not None:
-            self._on_lag(self._wall_clock() - latest)
+            try:
+                self._on_lag(self._wall_clock() - latest)
+            except Exception:  # a metric must not fail a written batch (it would dead-letter it)
+                log.exception("webhook lag not recorded (%d statuses written)", len(updates))
         self.watermark_s = latest if self.watermark_s is None else max(self.watermark_s, latest)
         return len(updates)
 

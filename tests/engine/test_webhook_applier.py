@@ -231,3 +231,27 @@ async def test_the_lag_of_each_write_is_told_from_its_newest_status(
     assert lags == [3.5]  # one write; its newest status was 3.5 s old when written
     assert await applier.apply_once() == 0
     assert lags == [3.5]  # nothing written, nothing told
+
+
+async def test_a_failing_lag_callback_leaves_the_statuses_applied(
+    tag: CallbackTag,
+    store: Store,
+    webhook_queue: WebhookQueue,
+    make_instance: MakeInstance,
+    make_campaign: MakeCampaign,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, ids = await campaign_ids(store, make_instance, make_campaign, 3)
+    await webhook_queue.push_many([status_payload(tag, ids)])
+
+    def broken(lag_s: float) -> None:
+        raise RuntimeError(f"metrics away ({lag_s})")
+
+    applier = WebhookApplier(store, webhook_queue, on_lag=broken)
+    assert await applier.apply_once() == 3
+    statuses = await store.recipients.statuses(ids)
+    assert [statuses[i] for i in ids] == [RecipientStatus.DELIVERED] * 3
+    assert applier.malformed == 0
+    assert (await webhook_queue.stats()).dlq == 0
+    assert applier.watermark_s is not None
+    assert "webhook lag not recorded (3 statuses written)" in caplog.text
