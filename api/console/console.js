@@ -14,6 +14,11 @@
     ["resume", "Resume", ["paused"]],
     ["cancel", "Cancel", ["draft", "scheduled", "running", "paused", "held"]],
   ];
+  // Every campaign an operator may act on is shown, however old (one listing per status,
+  // paged to the end); the newest NEWEST others after them.
+  const ACTIVE = ["running", "held", "paused", "scheduled"];
+  const NEWEST = 100;
+  const MAX_ACTIVE_PAGES = 20; // 100 a page: 2,000 of one status
   const QUEUE_ACTIONS = [
     ["retry_dlq", "Retry DLQ", "Put every dead letter back on the queue"],
     ["recover_stuck", "Recover", "Give back deliveries stuck past their visibility timeout"],
@@ -250,11 +255,39 @@
     refresh();
   }
 
+  // -- the campaigns listed -------------------------------------------------------------------
+
+  async function allOf(status) {
+    const items = [];
+    let after = null;
+    for (let page = 0; page < MAX_ACTIVE_PAGES; page++) {
+      const query = new URLSearchParams({ status, limit: String(NEWEST) });
+      if (after) query.set("after", after);
+      const found = await api("GET", `/campaigns?${query}`);
+      items.push(...found.items);
+      after = found.next_after;
+      if (!after) break;
+    }
+    return items;
+  }
+
+  // Active first (what an operator acts on), each part newest first as the API lists them.
+  async function listedCampaigns() {
+    const [newest, ...active] = await Promise.all([
+      api("GET", `/campaigns?limit=${NEWEST}`).then((page) => page.items),
+      ...ACTIVE.map(allOf),
+    ]);
+    const byCreated = (a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0);
+    const first = active.flat().sort(byCreated);
+    const shown = new Set(first.map((c) => c.id));
+    return [...first, ...newest.filter((c) => !shown.has(c.id))];
+  }
+
   // -- the loop -------------------------------------------------------------------------------
 
   async function poll() {
     const [campaigns, stats, instances] = await Promise.allSettled([
-      api("GET", "/campaigns?limit=100"),
+      listedCampaigns(),
       api("GET", "/queue/stats"),
       api("GET", "/instances"),
     ]);
@@ -266,7 +299,7 @@
       names = new Map(instances.value.items.map((i) => [i.id, i.name || i.display_phone_number || i.phone_number_id]));
     }
     if (campaigns.status === "fulfilled") {
-      sync($("campaigns").tBodies[0], campaigns.value.items, (c) => c.id, campaignRow,
+      sync($("campaigns").tBodies[0], campaigns.value, (c) => c.id, campaignRow,
         updateCampaign, "No campaigns yet");
     }
     if (stats.status === "fulfilled") {
