@@ -52,7 +52,10 @@ class Coordinator:
         self._fleet = RayFleet(deployment)
         self._applier: WebhookApplier | None = None
         self._alerts = AlertSender(deployment.alerts)
-        self._metrics = CoordinatorMetrics()
+        # One active coordinator per database: this one acts only while it holds the lease;
+        # another `dispatcher serve` on the same database stands by and takes over.
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self._metrics = CoordinatorMetrics(self._holder)
         self._started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self._main = asyncio.get_event_loop().create_task(self._run())
@@ -65,9 +68,6 @@ class Coordinator:
             log.exception("coordinator cannot open its connections")
             self._ready.set()
             return
-        # One active coordinator per database: this one acts only while it holds the lease;
-        # another `dispatcher serve` on the same database stands by and takes over.
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         # Facts of numbers without an actor (registration, webhooks) are read from here.
         engine = self._deployment.engine
         graph = MetaClient(
@@ -83,7 +83,11 @@ class Coordinator:
         )
         self._fleet.facts = FactsReader(self._store, graph)
         self._core = CoordinatorCore(
-            self._store, self._queues.campaigns, self._fleet, self._deployment.engine, holder=holder
+            self._store,
+            self._queues.campaigns,
+            self._fleet,
+            self._deployment.engine,
+            holder=self._holder,
         )
         self._applier = WebhookApplier(
             self._store,
@@ -134,6 +138,13 @@ class Coordinator:
             raise RuntimeError("coordinator not started")
         was_active = self._core.active
         await self._core.keep_lease()
+        # Losing the lease to another zeroes our gauges: the new holder publishes its own.
+        lease = self._core.lease
+        self._metrics.follow_lease(
+            self._core.active,
+            None if lease is None else lease.epoch,
+            taken_by_other=self._core.lease_taken_by_other(),
+        )
         if self._core.active and not was_active:
             # Active now (first start, a restart, or a takeover): take over the actors
             # still running (detached, they outlive a coordinator); the running campaigns'
@@ -320,6 +331,7 @@ class Coordinator:
         if self._core is not None and self._core.lease is not None:
             with contextlib.suppress(Exception):
                 await self._core.lease.release()
+        self._metrics.stand_down()
         if self._core is not None and self._core.alerts is not None:
             await self._core.alerts.aclose()
         await self._alerts.aclose()

@@ -34,6 +34,22 @@ from dispatcher.store.models import Instance
 
 log = logging.getLogger(__name__)
 
+COUNTERS = (
+    ("sent", "messages Meta accepted"),
+    ("failed", "messages failed for good"),
+    ("retried", "send attempts retried"),
+    ("dead_lettered", "messages whose retries ran out"),
+)
+"""Each instance actor's counters, exported as ``dispatcher_<name>_total{instance}``."""
+GAUGES = (
+    ("current_rate_mps", "send rate now (after throttle cuts)"),
+    ("configured_rate_mps", "the number's throughput limit"),
+    ("sends_per_s", "sends per second, last 5 s"),
+    ("backlog", "messages waiting, delayed or in flight"),
+    ("breaker_state", "0 closed, 1 half-open, 2 open"),
+    ("bucket_tokens", "token bucket level"),
+)
+"""Each instance actor's gauges, exported as ``dispatcher_<name>{instance}``."""
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -242,23 +258,11 @@ class InstanceActor:
         tag = ("instance",)
         counters = {
             name: Counter(f"dispatcher_{name}_total", description=desc, tag_keys=tag)
-            for name, desc in (
-                ("sent", "messages Meta accepted"),
-                ("failed", "messages failed for good"),
-                ("retried", "send attempts retried"),
-                ("dead_lettered", "messages whose retries ran out"),
-            )
+            for name, desc in COUNTERS
         }
         gauges = {
             name: Gauge(f"dispatcher_{name}", description=desc, tag_keys=tag)
-            for name, desc in (
-                ("current_rate_mps", "send rate now (after throttle cuts)"),
-                ("configured_rate_mps", "the number's throughput limit"),
-                ("sends_per_s", "sends per second, last 5 s"),
-                ("backlog", "messages waiting, delayed or in flight"),
-                ("breaker_state", "0 closed, 1 half-open, 2 open"),
-                ("bucket_tokens", "token bucket level"),
-            )
+            for name, desc in GAUGES
         }
         while True:
             await asyncio.sleep(self._deployment.engine.stats_interval_s)

@@ -11,6 +11,17 @@ series' last value for the life of the process, so finished campaigns stay visib
 final figures until the coordinator restarts (one series per status per campaign run by this
 coordinator process). Portfolio series follow the portfolios the coordinator gated, queue
 series the instances with a stream.
+
+Failover: Ray exports a series' last value for as long as the process lives, and offers no
+way to remove one. A coordinator that loses its lease to another (standing by, its process
+alive) would go on exporting its last campaign, portfolio and queue figures next to the new
+holder's, and a dashboard's ``sum`` would count them twice. So every gauge carries the
+``holder`` tag (the lease holder id), ``dispatcher_coordinator_lease_epoch{holder}`` says
+which holder's series are current (its lease epoch while it holds the lease, 0 after), and
+a coordinator that stops acting sets every series it published to 0 at once. The dashboard
+keeps the series of the holder with the highest epoch, which also hides those of a
+coordinator that died without zeroing them (a crashed process: Ray may export its last
+values for a while).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from dispatcher.queue import Queues
 from dispatcher.queue.stream import StreamStats
 from dispatcher.queue.streams import QueueStats
 from dispatcher.store import Store
+from dispatcher.store.models import Campaign
 
 TICK_BOUNDARIES_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
 LAG_BOUNDARIES_S = [0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0]
@@ -35,47 +47,68 @@ ALL_INSTANCES = "all"
 """``instance_id`` of a queue's total (the webhooks queue has no per-instance split)."""
 
 
-class CoordinatorMetrics:
-    """The coordinator's metrics; one per coordinator process."""
+HOLDER = "holder"
+"""The tag that names the coordinator (lease holder) that published a series."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+Series = tuple[str, tuple[tuple[str, str], ...]]
+"""A gauge's name and its tags (sorted)."""
+
+
+class CoordinatorMetrics:
+    """The coordinator's metrics; one per coordinator process, ``holder`` its lease holder id."""
+
+    def __init__(self, holder: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.holder = holder
         self._clock = clock
         self.progress = CampaignProgress(clock)
+        self.acting = False
+        """Whether this coordinator holds the lease (as of its last tick): it publishes only
+        then."""
+        self.published: dict[Series, float] = {}
+        """Every gauge series this process set, with its last value: what Ray exports."""
+        self._gauges: dict[str, Gauge] = {}
+        self.lease_epoch = self._gauge(
+            "dispatcher_coordinator_lease_epoch",
+            "the lease epoch of the coordinator while it holds the lease, 0 otherwise: "
+            "the series of the holder with the highest epoch are the current ones",
+            (),
+        )
         campaign = ("campaign_id",)
-        self.campaign_recipients = Gauge(
+        self.campaign_recipients = self._gauge(
             "dispatcher_campaign_recipients",
             "a campaign's recipients by status (sent/delivered/read/failed are counters)",
             ("campaign_id", "status"),
         )
-        self.campaign_total = Gauge(
+        self.campaign_total = self._gauge(
             "dispatcher_campaign_total_recipients", "a campaign's recipients, all", campaign
         )
-        self.campaign_rate = Gauge(
+        self.campaign_rate = self._gauge(
             "dispatcher_campaign_send_rate_mps",
             "messages Meta accepted per second since the last stats round",
             campaign,
         )
         portfolio = ("business_id", "source")
-        self.portfolio_used = Gauge(
+        self.portfolio_used = self._gauge(
             "dispatcher_portfolio_daily_used",
             "unique recipients reserved in the portfolio's moving 24 h window",
             portfolio,
         )
-        self.portfolio_limit = Gauge(
+        self.portfolio_limit = self._gauge(
             "dispatcher_portfolio_daily_limit",
             "the portfolio's messaging limit (source: where it came from)",
             portfolio,
         )
         depth = ("queue", "instance_id")
-        self.queue_pending = Gauge("dispatcher_queue_pending", "batches waiting", depth)
-        self.queue_processing = Gauge(
+        self.queue_pending = self._gauge("dispatcher_queue_pending", "batches waiting", depth)
+        self.queue_processing = self._gauge(
             "dispatcher_queue_processing", "batches read, not acknowledged", depth
         )
-        self.queue_dead = Gauge("dispatcher_queue_dead_letters", "dead letters", depth)
-        self.webhook_lag = Gauge(
+        self.queue_dead = self._gauge("dispatcher_queue_dead_letters", "dead letters", depth)
+        self.webhook_lag = self._gauge(
             "dispatcher_webhook_lag_latest_s",
             "seconds from Meta's timestamp of the newest status in the last applied batch "
             "to its write",
+            (),
         )
         self.webhook_lag_hist = Histogram(
             "dispatcher_webhook_lag_s",
@@ -88,10 +121,43 @@ class CoordinatorMetrics:
             boundaries=TICK_BOUNDARIES_S,
         )
 
+    def _gauge(self, name: str, description: str, tag_keys: tuple[str, ...]) -> Gauge:
+        gauge = Gauge(name, description, (*tag_keys, HOLDER))
+        gauge.set_default_tags({HOLDER: self.holder})
+        self._gauges[name] = gauge
+        return gauge
+
+    def _set(self, gauge: Gauge, value: float, tags: dict[str, str] | None = None) -> None:
+        tags = tags or {}
+        gauge.set(value, tags)
+        self.published[(gauge.info["name"], tuple(sorted(tags.items())))] = value
+
+    def follow_lease(self, active: bool, epoch: int | None, *, taken_by_other: bool) -> None:
+        """After each lease check: publish only while acting, with the lease epoch. Once
+        another coordinator holds the lease, zero every series this one published (see the
+        module docstring). A lease merely lapsed (Postgres away: nobody can take it) keeps
+        the last figures: they are still the latest there are."""
+        self.acting = active
+        if active:
+            self._set(self.lease_epoch, epoch or 0)
+        elif taken_by_other and any(self.published.values()):
+            self.stand_down()
+
+    def stand_down(self) -> None:
+        """Every series this coordinator published to 0: another one publishes now."""
+        self.acting = False
+        for (name, tags), value in self.published.items():
+            if value:
+                self._gauges[name].set(0, dict(tags))
+        self.published = dict.fromkeys(self.published, 0.0)
+        # A new term publishes every running campaign again, from its figures then.
+        self.progress = CampaignProgress(self._clock)
+
     def observe_webhook_lag(self, lag_s: float) -> None:
         lag_s = max(0.0, lag_s)  # Meta's timestamps are whole seconds
-        self.webhook_lag.set(lag_s)
         self.webhook_lag_hist.observe(lag_s)
+        if self.acting:
+            self._set(self.webhook_lag, lag_s)
 
     def timed(self, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """``step`` with its duration observed as a coordinator tick (failed ones too)."""
@@ -107,15 +173,21 @@ class CoordinatorMetrics:
         return run
 
     async def publish(self, core: CoordinatorCore, store: Store, queues: Queues) -> None:
-        """One stats round: campaigns, portfolios, queues."""
-        await self._publish_campaigns(store)
+        """One stats round: campaigns, portfolios, queues. Read first, then set, and only
+        while acting: a lease lost during the reads must not publish after the zeroing."""
+        running, ended = await self._campaigns(store)
+        queue_stats = await queues.stats()
+        if not self.acting:
+            return
+        self._publish_campaigns(running, ended)
         self._publish_portfolios(core.portfolio_stats())
-        for name, queue in (await queues.stats()).items():
+        for name, queue in queue_stats.items():
             self._depth(name, ALL_INSTANCES, queue)
             for instance_id, one in queue.instances.items():
                 self._depth(name, instance_id, one)
 
-    async def _publish_campaigns(self, store: Store) -> None:
+    async def _campaigns(self, store: Store) -> tuple[list[Campaign], list[Campaign]]:
+        """The running campaigns, and those that left ``running`` since the last round."""
         running = await store.campaigns.running()
         ended = []
         for campaign_id in self.progress.left(running):
@@ -124,23 +196,26 @@ class CoordinatorMetrics:
                 self.progress.forget([campaign_id])
             else:
                 ended.append(campaign)
+        return running, ended
+
+    def _publish_campaigns(self, running: list[Campaign], ended: list[Campaign]) -> None:
         for sample in self.progress.update(running, ended):
             tags = {"campaign_id": sample.campaign_id}
-            self.campaign_total.set(sample.total, tags)
-            self.campaign_rate.set(sample.send_rate_mps, tags)
+            self._set(self.campaign_total, sample.total, tags)
+            self._set(self.campaign_rate, sample.send_rate_mps, tags)
             for status, count in sample.by_status.items():
-                self.campaign_recipients.set(count, {**tags, "status": status})
+                self._set(self.campaign_recipients, count, {**tags, "status": status})
 
     def _publish_portfolios(self, portfolios: dict[str, dict[str, Any]]) -> None:
         for business_id, stats in portfolios.items():
             if stats["daily_limit"] is None:  # unlimited: nothing to run out of
                 continue
             tags = {"business_id": business_id, "source": stats["limit_source"] or "unknown"}
-            self.portfolio_limit.set(stats["daily_limit"], tags)
-            self.portfolio_used.set(stats["daily_unique_used"], tags)
+            self._set(self.portfolio_limit, stats["daily_limit"], tags)
+            self._set(self.portfolio_used, stats["daily_unique_used"], tags)
 
     def _depth(self, queue: str, instance_id: str, stats: QueueStats | StreamStats) -> None:
         tags = {"queue": queue, "instance_id": instance_id}
-        self.queue_pending.set(stats.pending, tags)
-        self.queue_processing.set(stats.processing, tags)
-        self.queue_dead.set(stats.dlq, tags)
+        self._set(self.queue_pending, stats.pending, tags)
+        self._set(self.queue_processing, stats.processing, tags)
+        self._set(self.queue_dead, stats.dlq, tags)
