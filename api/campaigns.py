@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from uuid import UUID
 
 from starlette.requests import Request
@@ -16,7 +17,9 @@ from api.remote import call
 from api.schemas import CampaignIn, CampaignOut, CampaignPage, CampaignsQuery
 from api.state import AppState, app_state
 from dispatcher import operations
+from dispatcher.engine.windows import Waiting, waiting
 from dispatcher.operations import Action
+from dispatcher.store import Store
 from dispatcher.store.models import Campaign
 
 log = logging.getLogger(__name__)
@@ -25,12 +28,23 @@ MAX_CAMPAIGN_BYTES = 8 * 2**20
 """10,000 inline recipients with their variables fit well within this."""
 
 
-def campaign_out(campaign: Campaign) -> CampaignOut:
-    return CampaignOut.model_validate(campaign, from_attributes=True)
+def campaign_out(campaign: Campaign, wait: Waiting | None = None) -> CampaignOut:
+    out = CampaignOut.model_validate(campaign, from_attributes=True)
+    if wait is None or not wait.count:
+        return out
+    return out.model_copy(update={"waiting": wait.count, "next_window_at": wait.until})
 
 
-def campaign_json(campaign: Campaign) -> Response:
-    return json_response(campaign_out(campaign).model_dump(mode="json"))
+async def campaigns_out(store: Store, campaigns: list[Campaign]) -> list[CampaignOut]:
+    """With what of each waits for its send window (one query for them all)."""
+    held = await store.windows.waiting([c.id for c in campaigns if c.pending])
+    now = datetime.now(UTC)
+    return [campaign_out(c, waiting(c, held.get(c.id), now)) for c in campaigns]
+
+
+async def campaign_json(store: Store, campaign: Campaign) -> Response:
+    (out,) = await campaigns_out(store, [campaign])
+    return json_response(out.model_dump(mode="json"))
 
 
 async def campaign_or_404(state: AppState, campaign_id: UUID) -> Campaign:
@@ -71,6 +85,9 @@ async def create_campaign(request: Request) -> Response:
         recipients=(recipient.new() for recipient in given.recipients),
         scheduled_at=given.scheduled_at,
         limits=limits,
+        send_window=None if given.send_window is None else given.send_window.stored(),
+        expires_at=given.expires_at,
+        max_per_minute=given.max_per_minute,
     )
     log.info(
         "campaign %s (%s) created with %d recipients, %d of them duplicates",
@@ -79,26 +96,26 @@ async def create_campaign(request: Request) -> Response:
         campaign.total_recipients,
         campaign.total_duplicates,
     )
-    response = campaign_json(campaign)
+    response = await campaign_json(state.store, campaign)
     response.status_code = 201
     return response
 
 
 async def list_campaigns(request: Request) -> Response:
     query = parse_query(request, CampaignsQuery)
-    found = await app_state(request).store.campaigns.newest(
-        status=query.status, after=query.after, limit=query.limit
-    )
+    store = app_state(request).store
+    found = await store.campaigns.newest(status=query.status, after=query.after, limit=query.limit)
     page = CampaignPage(
-        items=[campaign_out(campaign) for campaign in found],
+        items=await campaigns_out(store, found),
         next_after=found[-1].id if len(found) == query.limit else None,
     )
     return json_response(page.model_dump(mode="json"))
 
 
 async def get_campaign(request: Request) -> Response:
-    return campaign_json(
-        await campaign_or_404(app_state(request), request.path_params["campaign_id"])
+    state = app_state(request)
+    return await campaign_json(
+        state.store, await campaign_or_404(state, request.path_params["campaign_id"])
     )
 
 
@@ -129,7 +146,7 @@ async def _act(request: Request, action: Action) -> Response:
             {"status": current.status.value, "allowed_from": sorted(s.value for s in allowed)},
         )
     log.info("campaign %s: %s", campaign_id, action.value)
-    return campaign_json(await campaign_or_404(state, campaign_id))
+    return await campaign_json(state.store, await campaign_or_404(state, campaign_id))
 
 
 async def send_campaign(request: Request) -> Response:

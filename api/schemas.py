@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -24,7 +25,7 @@ from pydantic import (
 from dispatcher.meta.components import Components, as_json
 from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.meta.tiers import MessagingTier
-from dispatcher.scheduling import MAX_SCHEDULE_AHEAD, schedule_start
+from dispatcher.scheduling import MAX_SCHEDULE_AHEAD, check_expiry, schedule_start
 from dispatcher.store.models import (
     CampaignStatus,
     InstanceStatus,
@@ -32,6 +33,7 @@ from dispatcher.store.models import (
     NewRecipient,
     RecipientStatus,
 )
+from dispatcher.window_settings import MAX_PER_MINUTE, SendWindowIn
 
 MAX_INLINE_RECIPIENTS = 10_000
 """More than this per ``POST /campaigns``: append them with ``POST /campaigns/{id}/recipients``."""
@@ -226,10 +228,31 @@ class CampaignIn(Input):
         f"{MAX_SCHEDULE_AHEAD.days} days ahead; kept in UTC. Absent: a draft.",
     )
 
+    send_window: SendWindowIn | None = Field(
+        default=None,
+        description="Days and hours it may send, in its time zone or each recipient's "
+        '(README, "Send windows"). Absent: any time.',
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="Recipients not sent by then end with status expired, and the campaign "
+        "completes. After scheduled_at and now.",
+    )
+    max_per_minute: Annotated[int, Field(ge=1, le=MAX_PER_MINUTE)] | None = Field(
+        default=None,
+        description="At most this many messages a minute, whatever its numbers' throughput.",
+    )
+
     @field_validator("scheduled_at")
     @classmethod
     def _startable(cls, value: datetime | None) -> datetime | None:
         return None if value is None else schedule_start(value, datetime.now(UTC))
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expirable(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        starts = info.data.get("scheduled_at")
+        return None if value is None else check_expiry(value, starts, datetime.now(UTC))
 
     @field_validator("instance_ids")
     @classmethod
@@ -269,6 +292,20 @@ class CampaignOut(BaseModel):
     """When held: ``template`` (released by the template status webhook) or ``parameters``."""
     total_suppressed: int = 0
     """Recipients skipped: suppressed for marketing (never sent, not failed)."""
+    send_window: dict[str, Any] | None = None
+    expires_at: datetime | None = None
+    max_per_minute: int | None = None
+    total_expired: int = Field(
+        default=0, description="Recipients not sent before expires_at (status expired)."
+    )
+    waiting: int = Field(
+        default=0,
+        description="Pending recipients that may not be sent now: outside their send "
+        "window (or waiting for a retry's delay).",
+    )
+    next_window_at: datetime | None = Field(
+        default=None, description="When the first of those waiting may be sent."
+    )
 
 
 class CampaignsQuery(Query):

@@ -67,6 +67,8 @@ CAMPAIGN_COUNTERS = (
     ("failed", "total_failed"),
     ("duplicates", "total_duplicates"),
     ("suppressed", "total_suppressed"),
+    ("expired", "total_expired"),
+    ("waiting", "waiting"),
 )
 
 
@@ -91,6 +93,11 @@ def _show(args: argparse.Namespace) -> int:
         console.print(
             "suppressed: recipients who stopped the business's marketing messages; settled, "
             "never sent (listed by: dispatcher campaign recipients ID --status suppressed)"
+        )
+    if shown.get("waiting"):
+        console.print(
+            f"waiting: pending recipients outside their send window (or a retry's delay); "
+            f"the first may be sent at {shown.get('next_window_at')}"
         )
     return 0
 
@@ -148,6 +155,7 @@ def _create(args: argparse.Namespace) -> int:
             "components": components,
         },
     }
+    body.update(_schedule(args))
     appended = None
     with client(args) as api:
         campaign = api.post("/campaigns", body)
@@ -193,14 +201,35 @@ def settled(campaign: dict[str, Any]) -> int:
         + campaign["total_failed"]
         + campaign["total_duplicates"]
         + campaign.get("total_suppressed", 0)
+        + campaign.get("total_expired", 0)
     )
 
 
 def _counts(campaign: dict[str, Any]) -> str:
-    return (
+    counts = (
         f"sent {campaign['total_sent']:,}  delivered {campaign['total_delivered']:,}  "
         f"read {campaign['total_read']:,}  failed {campaign['total_failed']:,}"
     )
+    if campaign.get("total_expired"):
+        counts += f"  expired {campaign['total_expired']:,}"
+    if campaign.get("waiting"):
+        counts += f"  waiting {campaign['waiting']:,} until {campaign.get('next_window_at')}"
+    return counts
+
+
+def _schedule(args: argparse.Namespace) -> dict[str, Any]:
+    """--window-file, --expires-at, --max-per-minute as the API takes them (it validates)."""
+    given: dict[str, Any] = {}
+    if args.window_file is not None:
+        try:
+            given["send_window"] = json.loads(args.window_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError("--window-file", f"{args.window_file}: {exc}") from None
+    if args.expires_at is not None:
+        given["expires_at"] = args.expires_at
+    if args.max_per_minute is not None:
+        given["max_per_minute"] = args.max_per_minute
+    return given
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -283,6 +312,14 @@ def add_parser(commands: Any) -> None:
         help="recipients: .csv (header: phone or user_id, variables) or .ndjson / .jsonl, streamed",
     )
     create.add_argument("--components-file", type=Path, help="the template's components (JSON)")
+    create.add_argument(
+        "--window-file",
+        type=Path,
+        help='send window (JSON): {"days": ["mon"], "start": "09:00", "end": "18:00", '
+        '"timezone": "America/Sao_Paulo"}',
+    )
+    create.add_argument("--expires-at", help="ISO time with zone: unsent recipients expire")
+    create.add_argument("--max-per-minute", type=int, help="a cap on the campaign's send rate")
     create.set_defaults(run=_create)
     for name in ("send", "pause", "resume", "cancel"):
         act = actions.add_parser(name, help=f"{name} the campaign")

@@ -80,16 +80,27 @@ async def create_campaign(
     recipients: Iterable[NewRecipient] | AsyncIterable[NewRecipient] = (),
     scheduled_at: datetime | None = None,
     limits: UploadLimits | None = None,
+    send_window: Mapping[str, Any] | None = None,
+    expires_at: datetime | None = None,
+    max_per_minute: int | None = None,
 ) -> Campaign:
     """A draft (or scheduled) campaign with its recipients, streamed into Postgres: all or
-    nothing (a refused recipient, passing ``limits`` or a failing input leave no campaign)."""
+    nothing (a refused recipient, passing ``limits`` or a failing input leave no campaign).
+    ``send_window`` as ``api/windows.py`` ``SendWindowIn.stored`` shapes it."""
     for instance_id in instance_ids:
         if await store.instances.get(instance_id) is None:
             raise NotFoundError("instance", instance_id)
     upload = await stage(recipients, uuid.uuid4(), limits)
     try:
         return await store.campaigns.create(
-            name, template, list(instance_ids), scheduled_at=scheduled_at, upload=upload
+            name,
+            template,
+            list(instance_ids),
+            scheduled_at=scheduled_at,
+            upload=upload,
+            send_window=send_window,
+            expires_at=expires_at,
+            max_per_minute=max_per_minute,
         )
     finally:
         upload.close()

@@ -1,4 +1,4 @@
-"""When a campaign may be scheduled to start: a pure rule, given the time it is now."""
+"""When a campaign may be scheduled to start and expire: pure rules, given the time it is now."""
 
 from __future__ import annotations
 
@@ -28,3 +28,21 @@ def schedule_start(at: datetime, now: datetime) -> datetime:
     if start > now + MAX_SCHEDULE_AHEAD:
         raise ValueError(f"is more than {MAX_SCHEDULE_AHEAD.days} days ahead")
     return start
+
+
+def check_expiry(at: datetime, starts: datetime | None, now: datetime) -> datetime:
+    """``at`` in UTC as a campaign's ``expires_at``, or a ValueError saying why not: it
+    must be ahead (of now, and of the scheduled start ``starts`` if any)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("must carry a time zone (e.g. 2030-01-01T09:00:00Z or +01:00)")
+    try:
+        end = at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if end <= now:
+        raise ValueError("is in the past")
+    if starts is not None and end <= starts:
+        raise ValueError("must be after scheduled_at")
+    if end > now + 2 * MAX_SCHEDULE_AHEAD:
+        raise ValueError(f"is more than {2 * MAX_SCHEDULE_AHEAD.days} days ahead")
+    return end

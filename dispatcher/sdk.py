@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
@@ -29,11 +29,14 @@ from dispatcher import operations
 from dispatcher.config import Settings, load_settings
 from dispatcher.deployment import COORDINATOR_NAME, NAMESPACE, Deployment
 from dispatcher.engine.config import EngineConfig
+from dispatcher.engine.windows import Waiting, waiting
 from dispatcher.keyfile import load_keyring
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.scheduling import check_expiry
 from dispatcher.services import Services
 from dispatcher.store import Store
 from dispatcher.store.models import Campaign, CampaignStatus, Ingested, Instance, NewRecipient
+from dispatcher.window_settings import MAX_PER_MINUTE, SendWindowIn
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -150,8 +153,18 @@ class Dispatcher:
         recipients: Iterable[NewRecipient | Mapping[str, Any]] = (),
         *,
         scheduled_at: datetime | None = None,
+        send_window: Mapping[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        max_per_minute: int | None = None,
     ) -> Campaign:
-        """A draft campaign; recipients are streamed, never held whole in memory."""
+        """A draft campaign; recipients are streamed, never held whole in memory.
+        ``send_window``, ``expires_at``, ``max_per_minute``: validated as the API does
+        (README, "Send windows"); a ValidationError names the field."""
+        window = None if send_window is None else SendWindowIn.model_validate(send_window)
+        if expires_at is not None:
+            expires_at = check_expiry(expires_at, scheduled_at, datetime.now(UTC))
+        if max_per_minute is not None and not 1 <= max_per_minute <= MAX_PER_MINUTE:
+            raise ValueError(f"max_per_minute: from 1 to {MAX_PER_MINUTE:,}")
         return self._run(
             operations.create_campaign(
                 self._get_store(),
@@ -160,6 +173,9 @@ class Dispatcher:
                 instance_ids=list(instance_ids),
                 recipients=(recipient(r) for r in recipients),
                 scheduled_at=scheduled_at,
+                send_window=None if window is None else window.stored(),
+                expires_at=expires_at,
+                max_per_minute=max_per_minute,
             )
         )
 
@@ -193,6 +209,13 @@ class Dispatcher:
         if found is None:
             raise operations.NotFoundError("campaign", campaign_id)
         return found
+
+    def waiting(self, campaign_id: UUID) -> Waiting:
+        """How many of its recipients wait for their send window, and until when."""
+        store = self._get_store()
+        campaign = self.campaign(campaign_id)
+        held = self._run(store.windows.waiting([campaign_id])).get(campaign_id)
+        return waiting(campaign, held, datetime.now(UTC))
 
     def stats(self, instance_id: UUID | None = None) -> dict[str, Any]:
         """Queue depths, per-instance limiter / breaker / rate stats, portfolios."""
@@ -288,5 +311,6 @@ def _detail(campaign: Campaign, rate: float) -> str:
         f"sent {campaign.total_sent:,}  delivered {campaign.total_delivered:,}  "
         f"read {campaign.total_read:,}  failed {campaign.total_failed:,}  "
         f"duplicates {campaign.total_duplicates:,}  suppressed {campaign.total_suppressed:,}  "
+        f"expired {campaign.total_expired:,}  "
         f"{rate:,.0f} msg/s  [{campaign.status}]"
     )

@@ -142,13 +142,21 @@
     return tr;
   }
 
+  // Recipients outside their send window: how many, and when the first may go.
+  function waitingNote(c) {
+    if (!c.waiting) return c.total_expired ? small(`${num(c.total_expired)} expired`) : null;
+    const at = c.next_window_at ? new Date(c.next_window_at).toLocaleString() : "?";
+    return small(`${num(c.waiting)} waiting until ${at}`);
+  }
+
   function updateCampaign(tr, c) {
-    const done = c.total_sent + c.total_failed + c.total_duplicates + (c.total_suppressed || 0);
+    const done = c.total_sent + c.total_failed + c.total_duplicates + (c.total_suppressed || 0)
+      + (c.total_expired || 0);
     const remaining = c.pending + c.queued + c.sending;
     const perS = c.status === "running" ? rate(c, done) : 0;
     const cells = [
       [c.name, small(short(c.id))],
-      [badge(c.status), c.status_reason ? small(c.status_reason) : null],
+      [badge(c.status), c.status_reason ? small(c.status_reason) : null, waitingNote(c)],
       bar(done, c.total_recipients, `${num(done)} / ${num(c.total_recipients)}`),
       num(c.total_sent),
       num(c.total_delivered),

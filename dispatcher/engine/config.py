@@ -25,6 +25,10 @@ class EngineConfig:
     queued_batches_per_instance: int = 2
     """The coordinator keeps about this many batches waiting per instance: enough to never
     starve a number, few enough that a number going down strands little work."""
+    empty_claims_per_round: int = 20
+    """Claims a campaign's routing may make per round that route nothing (every row
+    suppressed, or given back to wait for its own send window): a large list outside its
+    recipients' windows is walked over a few rounds, without holding up other campaigns."""
     route_interval_s: float = 0.2
     """The coordinator's round (routing, recovery); a send routes at once, without waiting."""
     completion_check_s: float = 0.05

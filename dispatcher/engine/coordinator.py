@@ -29,8 +29,10 @@ from dispatcher.engine.contacts import prune_contacts
 from dispatcher.engine.dead_letters import give_back_reclaimed, retry_dead_letters
 from dispatcher.engine.idle import IdleSweep
 from dispatcher.engine.lease import LeaseKeeper
+from dispatcher.engine.rate_cap import CampaignRateCaps
 from dispatcher.engine.recovery import QueueRecovery, orphans_in_doubt
 from dispatcher.engine.sizing import DEFAULT_RATE_MPS, batch_size
+from dispatcher.engine.windows import WindowKeeper
 from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.outages import is_outage
@@ -165,6 +167,10 @@ class CoordinatorCore:
         self._last_prune = -float("inf")
         self.recovery = QueueRecovery(store, queue, self.config, clock)
         self.idle = IdleSweep(store, queue, fleet, self.config, clock)
+        self.windows = WindowKeeper(store, wall_clock)
+        """Send windows and expiry (``engine/windows.py``)."""
+        self.rate_caps = CampaignRateCaps(self.config.batch_seconds, clock)
+        """Campaigns' ``max_per_minute`` (``engine/rate_cap.py``)."""
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -283,6 +289,9 @@ class CoordinatorCore:
                 await self.drain(instance_id)
                 depth[instance_id] = 0
         self._all_routed = {c.id for c in running if c.pending == 0}
+        self._all_routed |= await self.windows.expire(running)
+        self.windows.keep(c.id for c in running)
+        self.rate_caps.keep(c.id for c in running)
         for campaign in running:
             if not self._still_active():
                 return False
@@ -321,6 +330,7 @@ class CoordinatorCore:
         if self.lease.new_term:
             self._instances.clear()
             self._portfolios.clear()
+            self.rate_caps.clear()
         return active
 
     def lease_taken_by_other(self) -> bool:
@@ -430,6 +440,11 @@ class CoordinatorCore:
         return depths
 
     async def _route(self, campaign: Campaign, depth: dict[UUID, int]) -> None:
+        if self.windows.closed_until(campaign) is not None:
+            return  # outside its window: its rows wait pending, unclaimed
+        allowance = self.rate_caps.allowance(campaign.id, campaign.max_per_minute)
+        if allowance == 0:
+            return
         candidates = []
         for instance_id in campaign.instance_ids:
             instance = await self._instance(instance_id)
@@ -456,6 +471,7 @@ class CoordinatorCore:
         total_rate = sum(rates.values()) if len(candidates) > 1 else 0.0
         remaining = campaign.pending
         wanting = list(candidates)
+        empty_claims = 0
         while wanting:
             for instance in list(wanting):
                 portfolio = await self._portfolio(instance.business_id)
@@ -474,16 +490,30 @@ class CoordinatorCore:
                     max_size=self.config.batch_size,
                     tail_split=self.config.tail_split,
                 )
-                step = await self._route_batch(campaign, instance, portfolio, size)
+                step = await self._route_batch(
+                    campaign,
+                    instance,
+                    portfolio,
+                    size if allowance is None else min(size, allowance),
+                )
                 if step is None:
                     self._all_routed.add(campaign.id)
                     return
                 claimed, admitted = step
+                if allowance is not None:  # capped: its bucket pays for what was routed
+                    self.rate_caps.take(campaign.id, admitted)
+                    allowance -= admitted
+                    if allowance <= 0:
+                        return
                 remaining = max(0, remaining - claimed)
                 if admitted:
                     depth[instance.id] = depth.get(instance.id, 0) + 1
                 elif claimed:  # none admitted: the portfolio is at its limit
                     wanting.remove(instance)
+                else:  # all suppressed, or waiting for their window: a bounded walk a round
+                    empty_claims += 1
+                    if empty_claims >= self.config.empty_claims_per_round:
+                        return
 
     async def _route_batch(
         self,
@@ -498,7 +528,8 @@ class CoordinatorCore:
         claim = await self._store.recipients.claim_pending(campaign.id, size, lease=self._lease())
         if claim is None:
             return None
-        claimed = await self._skip_suppressed(instance.business_id, claim.recipients)
+        in_window = await self.windows.admit(campaign, claim)
+        claimed = await self._skip_suppressed(instance.business_id, in_window)
         if not claimed:
             return 0, 0
         now = self._clock()

@@ -25,6 +25,7 @@ from dispatcher.store.recovery import Recovery
 from dispatcher.store.sealing import check_keyring, seal_plain_rows
 from dispatcher.store.secrets import Secrets
 from dispatcher.store.suppressions import Suppressions
+from dispatcher.store.windows import Windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Store:
     secrets: Secrets
     holds: PortfolioHolds
     recovery: Recovery
+    windows: Windows
 
     @classmethod
     def over(cls, pool: asyncpg.Pool, keyring: Keyring) -> Store:
@@ -64,6 +66,7 @@ class Store:
             secrets=Secrets(pool, keyring),
             holds=PortfolioHolds(pool),
             recovery=Recovery(pool),
+            windows=Windows(pool),
         )
 
     @classmethod

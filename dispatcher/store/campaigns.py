@@ -17,7 +17,7 @@ _COLUMNS = (
     "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
     "total_sent, total_delivered, total_read, total_failed, total_duplicates, pending_count, "
     "queued_count, sending_count, created_at, updated_at, started_at, finished_at, hold_kind, "
-    "total_suppressed"
+    "total_suppressed, send_window, expires_at, max_per_minute, total_expired"
 )
 
 S = CampaignStatus
@@ -74,6 +74,10 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         finished_at=row["finished_at"],
         hold_kind=row["hold_kind"],
         total_suppressed=row["total_suppressed"],
+        send_window=row["send_window"],
+        expires_at=row["expires_at"],
+        max_per_minute=row["max_per_minute"],
+        total_expired=row["total_expired"],
     )
 
 
@@ -91,17 +95,23 @@ class Campaigns:
         *,
         scheduled_at: datetime | None = None,
         upload: StagedUpload | None = None,
+        send_window: Mapping[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        max_per_minute: int | None = None,
     ) -> Campaign:
         """A new campaign, ``draft`` (or ``scheduled`` when ``scheduled_at`` is given), with
-        the recipients of ``upload`` (staged for its id), in one transaction: all or nothing."""
+        the recipients of ``upload`` (staged for its id), in one transaction: all or nothing.
+        ``send_window``, ``expires_at``, ``max_per_minute``: README, "Send windows"."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO whatsapp_campaigns
-                    (id, name, template, instance_ids, scheduled_at, status)
+                    (id, name, template, instance_ids, scheduled_at, status,
+                     send_window, expires_at, max_per_minute)
                 VALUES (coalesce($5::uuid, gen_random_uuid()), $1, $2, $3, $4,
                         (CASE WHEN $4::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END)
-                            ::whatsapp_campaign_status)
+                            ::whatsapp_campaign_status,
+                        $6, $7, $8)
                 RETURNING {_COLUMNS}
                 """,
                 name,
@@ -109,6 +119,9 @@ class Campaigns:
                 list(instance_ids),
                 scheduled_at,
                 None if upload is None else upload.campaign_id,
+                None if send_window is None else dict(send_window),
+                expires_at,
+                max_per_minute,
             )
             if upload is not None:
                 await apply(conn, upload)
@@ -282,10 +295,11 @@ class Campaigns:
         return int(result.split()[-1])
 
     async def stopped(self, campaign_ids: Sequence[UUID]) -> set[UUID]:
-        """Those of ``campaign_ids`` that were cancelled or failed: send nothing more of them."""
+        """Those of ``campaign_ids`` that were cancelled or failed, or are past their
+        ``expires_at``: send nothing more of them."""
         rows = await self._pool.fetch(
             "SELECT id FROM whatsapp_campaigns WHERE id = ANY($1::uuid[]) "
-            "AND status IN ('cancelled', 'failed')",
+            "AND (status IN ('cancelled', 'failed') OR expires_at <= now())",
             list(campaign_ids),
         )
         return {row["id"] for row in rows}

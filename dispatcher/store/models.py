@@ -31,6 +31,8 @@ class RecipientStatus(StrEnum):
     """The user stopped marketing messages for the business: never sent (final)."""
     DUPLICATE = "duplicate"
     """The campaign has a row for the same address earlier: never sent (final)."""
+    EXPIRED = "expired"
+    """Not sent before the campaign's ``expires_at``: never sent (final)."""
 
 
 WEBHOOK_STATUSES = frozenset(
@@ -188,6 +190,13 @@ class Campaign:
     """Why it is held: ``template`` or ``parameters``."""
     total_suppressed: int = 0
     """Recipients skipped: suppressed for marketing (not sent, not failed)."""
+    send_window: dict[str, Any] | None = None
+    """Days and hours it may send (``dispatcher/windows.py`` ``SendWindow.from_json``)."""
+    expires_at: datetime | None = None
+    """Past it, recipients not sent yet end ``expired``."""
+    max_per_minute: int | None = None
+    """A cap on the messages routed per minute (``dispatcher/engine/rate_cap.py``)."""
+    total_expired: int = 0
 
     @property
     def in_flight(self) -> int:

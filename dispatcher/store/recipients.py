@@ -92,7 +92,8 @@ class Recipients:
     ) -> Claim | None:
         """Up to ``limit`` pending recipients that are due (``not_before`` passed: see
         migration 0015), earliest due first, then oldest, moved to ``queued`` under a new
-        ``claim_id``; None when there are none or the campaign is not ``running``.
+        ``claim_id``; None when there are none or the campaign is not ``running`` (or is past
+        its ``expires_at``: migration 0017).
 
         ``FOR UPDATE SKIP LOCKED``: concurrent claimers never get the same recipient and never
         wait on each other (past three racing on the same oldest rows, one may get fewer,
@@ -120,7 +121,8 @@ class Recipients:
                           ORDER BY p.not_before, p.id LIMIT 4 * $2))
                   AND r.campaign_id = $1 AND r.status = 'pending' AND r.not_before <= now()
                   AND EXISTS (SELECT 1 FROM whatsapp_campaigns c
-                              WHERE c.id = $1 AND c.status = 'running')
+                              WHERE c.id = $1 AND c.status = 'running'
+                                AND (c.expires_at IS NULL OR c.expires_at > now()))
                   AND ($3::text IS NULL OR EXISTS (
                       SELECT 1 FROM whatsapp_coordinator_lease l
                       WHERE l.name = 'coordinator' AND l.holder = $3 AND l.epoch = $4
