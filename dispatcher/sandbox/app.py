@@ -143,10 +143,20 @@ def create_app(simulator: Simulator) -> Starlette:
         except ValueError:
             return _bad_request("limit must be a whole number")
         records = list(simulator.audit.records)[-max(0, limit) :] if limit else []
+        # ``t`` is the sandbox's monotonic clock; ``wall`` the same instant on its wall clock
+        # (both advanced by /_sandbox/clock), for tests that compare with wall times.
+        to_wall = simulator.wall() - simulator.now()
         return _json(
             200,
             [
-                {"t": t, "phone_number_id": pid, "recipient": r, "body_hash": h, "status": s}
+                {
+                    "t": t,
+                    "wall": t + to_wall,
+                    "phone_number_id": pid,
+                    "recipient": r,
+                    "body_hash": h,
+                    "status": s,
+                }
                 for t, pid, r, h, s in records
             ],
         )
