@@ -15,6 +15,12 @@ from enum import StrEnum
 from dispatcher.meta.error_codes import ErrorClass, ErrorRule, Throttle
 from dispatcher.policies.backoff import Backoff
 
+THROTTLED_OUT = "throttled too many times"
+EXHAUSTED = "retries exhausted"
+EXHAUSTED_PREFIXES = (EXHAUSTED, THROTTLED_OUT)
+"""How the error message of a dead-lettered message begins (``Decision.why``): what tells
+"the in-send retries ran out" apart from a permanent failure (dispatcher/retry_policy.py)."""
+
 
 class Action(StrEnum):
     """What happens to the message (and, for some, to its number or campaign)."""
@@ -84,7 +90,7 @@ def decide(
     if cls is ErrorClass.THROTTLE:
         throttled += 1
         if throttled > policy.max_throttle_retries:
-            return Decision(Action.DEAD_LETTER, attempts, throttled, why="throttled too many times")
+            return Decision(Action.DEAD_LETTER, attempts, throttled, why=THROTTLED_OUT)
         if rule.throttle is Throttle.PAIR:
             return Decision(Action.RETRY_AFTER, attempts, throttled, delay_s=max(0.0, pair_wait_s))
         return Decision(Action.RETRY_NOW, attempts, throttled)
@@ -108,6 +114,6 @@ def decide(
             Action.DEAD_LETTER,
             attempts,
             throttled,
-            why=f"retries exhausted after {attempts} attempts",
+            why=f"{EXHAUSTED} after {attempts} attempts",
         )
     return Decision(Action.RETRY_AFTER, attempts, throttled, delay_s=delay)
