@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from dispatcher.crypto import Keyring
+from dispatcher.store.attempts import Attempts
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.db import create_pool
 from dispatcher.store.fencing import CoordinatorLeases, Epochs, InDoubtRows
@@ -47,6 +48,7 @@ class Store:
     holds: PortfolioHolds
     recovery: Recovery
     windows: Windows
+    attempts: Attempts
 
     @classmethod
     def over(cls, pool: asyncpg.Pool, keyring: Keyring) -> Store:
@@ -67,6 +69,7 @@ class Store:
             holds=PortfolioHolds(pool),
             recovery=Recovery(pool),
             windows=Windows(pool),
+            attempts=Attempts(pool),
         )
 
     @classmethod

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatcher.store.attempts import RETRY_WAITING
 from dispatcher.store.ingest import apply
 from dispatcher.store.models import Campaign, CampaignStatus
 from dispatcher.store.staging import StagedUpload
@@ -17,7 +18,8 @@ _COLUMNS = (
     "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
     "total_sent, total_delivered, total_read, total_failed, total_duplicates, pending_count, "
     "queued_count, sending_count, created_at, updated_at, started_at, finished_at, hold_kind, "
-    "total_suppressed, send_window, expires_at, max_per_minute, total_expired"
+    "total_suppressed, send_window, expires_at, max_per_minute, total_expired, retry_policy, "
+    + RETRY_WAITING
 )
 
 S = CampaignStatus
@@ -78,6 +80,8 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         expires_at=row["expires_at"],
         max_per_minute=row["max_per_minute"],
         total_expired=row["total_expired"],
+        retry_policy=row["retry_policy"],
+        retry_waiting=row["retry_waiting"],
     )
 
 
@@ -98,6 +102,7 @@ class Campaigns:
         send_window: Mapping[str, Any] | None = None,
         expires_at: datetime | None = None,
         max_per_minute: int | None = None,
+        retry_policy: Mapping[str, Any] | None = None,
     ) -> Campaign:
         """A new campaign, ``draft`` (or ``scheduled`` when ``scheduled_at`` is given), with
         the recipients of ``upload`` (staged for its id), in one transaction: all or nothing.
@@ -107,11 +112,11 @@ class Campaigns:
                 f"""
                 INSERT INTO whatsapp_campaigns
                     (id, name, template, instance_ids, scheduled_at, status,
-                     send_window, expires_at, max_per_minute)
+                     send_window, expires_at, max_per_minute, retry_policy)
                 VALUES (coalesce($5::uuid, gen_random_uuid()), $1, $2, $3, $4,
                         (CASE WHEN $4::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END)
                             ::whatsapp_campaign_status,
-                        $6, $7, $8)
+                        $6, $7, $8, $9)
                 RETURNING {_COLUMNS}
                 """,
                 name,
@@ -122,6 +127,7 @@ class Campaigns:
                 None if send_window is None else dict(send_window),
                 expires_at,
                 max_per_minute,
+                None if retry_policy is None else dict(retry_policy),
             )
             if upload is not None:
                 await apply(conn, upload)
@@ -270,13 +276,15 @@ class Campaigns:
         return [row["id"] for row in rows]
 
     async def complete_if_settled(self, campaign_id: UUID) -> bool:
-        """``running`` -> ``completed`` when no recipient is pending or in flight, atomically."""
+        """``running`` -> ``completed`` when no recipient is pending or in flight and no
+        failure waits for the retry sweep's decision (``store/attempts.py``), atomically."""
         result = await self._pool.execute(
             """
             UPDATE whatsapp_campaigns
             SET status = 'completed', updated_at = now(), finished_at = now()
             WHERE id = $1 AND status = 'running'
               AND pending_count = 0 AND queued_count = 0 AND sending_count = 0
+              AND NOT EXISTS (SELECT 1 FROM whatsapp_retry_inbox WHERE campaign_id = $1)
             """,
             campaign_id,
         )

@@ -159,7 +159,9 @@ class Portfolio:
 class Campaign:
     """A campaign with its counters, exact with respect to its recipient rows.
 
-    ``total_sent`` counts messages Meta accepted (it stays when one later fails);
+    ``total_sent`` counts messages Meta accepted (it stays when one later fails; a failed
+    one that is retried leaves it, and ``total_failed``, until its new attempt is settled:
+    both count each recipient's current attempt, ``store/attempts.py`` keeps the others);
     ``total_delivered`` counts recipients now delivered or read (read implies delivered);
     ``pending`` / ``queued`` / ``sending`` are the recipients in those statuses now;
     ``total_duplicates`` counts rows never sent because the campaign names their address
@@ -197,6 +199,10 @@ class Campaign:
     max_per_minute: int | None = None
     """A cap on the messages routed per minute (``dispatcher/engine/rate_cap.py``)."""
     total_expired: int = 0
+    retry_policy: dict[str, Any] | None = None
+    """Its automatic retries as given (``dispatcher/retry_policy.py``); None: the default."""
+    retry_waiting: int = 0
+    """Pending recipients that failed before and wait for (or are due for) a retry."""
 
     @property
     def in_flight(self) -> int:

@@ -68,7 +68,12 @@ SET status = CASE one.outcome
     updated_at = now()
 FROM locked one
 WHERE r.id = one.id
-  AND (one.outcome = 'sent'
+  AND ((one.outcome = 'sent'
+        -- Not the late result of an attempt retried since (its failure came by webhook
+        -- before this result was written): the row waits for its next attempt.
+        AND CASE WHEN r.retries = 0 OR one.wamid IS NULL THEN true
+                 ELSE NOT EXISTS (SELECT 1 FROM whatsapp_recipient_attempts a
+                                  WHERE a.recipient_id = r.id AND a.wamid = one.wamid) END)
        -- A failure or a give-back only from the row's holder (the writer named, at its
        -- epoch): a row requeued and taken by another sender since is no longer ours.
        OR (one.outcome = 'failed' AND r.status < 'sent' AND (
@@ -96,6 +101,12 @@ WITH given AS (
            ) AS id,
            g.*
     FROM given g
+    -- A status of a retried attempt's wamid (a failed webhook delivered again, a late
+    -- delivered or read) belongs to that attempt alone: it never moves the new one, which
+    -- its callback tag would otherwise name (migration 0018).
+    WHERE g.wamid IS NULL OR NOT EXISTS (
+        SELECT 1 FROM whatsapp_recipient_attempts a
+        WHERE a.wamid = g.wamid AND a.retry_at IS NOT NULL)
 ), folded AS (
     -- Every status of one message in this batch folded into one: the order they came in
     -- does not matter.
