@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from dispatcher.engine.auto_retry import RetrySweep
 from dispatcher.engine.batch import Batch
 from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.contacts import prune_contacts
@@ -171,6 +172,8 @@ class CoordinatorCore:
         """Send windows and expiry (``engine/windows.py``)."""
         self.rate_caps = CampaignRateCaps(self.config.batch_seconds, clock)
         """Campaigns' ``max_per_minute`` (``engine/rate_cap.py``)."""
+        self.retries = RetrySweep(store)
+        self._last_retry_sweep = -float("inf")
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -251,6 +254,9 @@ class CoordinatorCore:
             return
         for campaign in await self._store.campaigns.due():
             await self.start_campaign(campaign.id)
+        if self._clock() - self._last_retry_sweep >= self.config.retry_sweep_interval_s:
+            self._last_retry_sweep = self._clock()
+            await self.retries.sweep()  # before routing: a reopened campaign is routed now
         running = await self._store.campaigns.running()
         await self._resync_gates(only_blocked=True)
         async with self._routing:

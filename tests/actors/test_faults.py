@@ -8,10 +8,11 @@ import uuid
 import ray
 
 from actors.instance import actor_name
+from dispatcher import operations
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.store import Store
-from dispatcher.store.models import Campaign, InstanceStatus, RecipientStatus
-from tests.actors.test_campaign import finished, register_all, run_campaign
+from dispatcher.store.models import Campaign, InstanceStatus, NewRecipient, RecipientStatus
+from tests.actors.test_campaign import TEMPLATE, finished, register_all, run_campaign
 from tests.stack import Stack, wait_until
 
 
@@ -111,7 +112,17 @@ async def test_dead_letters_fail_the_message_and_retry_dlq_sends_it_after_all(
     ids = await register_all(store, stack, ["6001"])
     await control.faults(error_5xx_ratio=1.0)  # every attempt fails: retries run out
     # Few messages: with every attempt failing, the breaker lets only a few probes a second.
-    campaign = await run_campaign(store, stack, ids, 5, 25)
+    # No automatic retry (the default retries transient exhaustion 5 minutes later): the
+    # dead letters are the operator's here.
+    campaign = await operations.create_campaign(
+        store,
+        name="dead-letters",
+        template=TEMPLATE,
+        instance_ids=ids,
+        recipients=(NewRecipient(phone=f"+5525{i:08d}") for i in range(5)),
+        retry_policy={"rules": []},
+    )
+    assert await stack.coordinator.start_campaign.remote(str(campaign.id))
     done = await wait_until(lambda: finished(store, campaign.id), timeout_s=120)
     assert (done.total_failed, done.total_sent) == (5, 0)
     failed = await store.recipients.page(campaign.id, status=RecipientStatus.FAILED, limit=1)
