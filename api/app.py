@@ -13,7 +13,17 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import campaigns, console, health, instances, queue, recipients, suppressions, webhook
+from api import (
+    attempts,
+    campaigns,
+    console,
+    health,
+    instances,
+    queue,
+    recipients,
+    suppressions,
+    webhook,
+)
 from api.access_log import AccessLog
 from api.errors import error_response, exception_handlers
 from api.openapi import Operation, openapi_route, operation_routes
@@ -29,6 +39,7 @@ OPERATIONS: list[Operation] = [
     *instances.OPERATIONS,
     *campaigns.OPERATIONS,
     *recipients.OPERATIONS,
+    *attempts.OPERATIONS,
     *queue.OPERATIONS,
     *suppressions.OPERATIONS,
     *webhook.OPERATIONS,

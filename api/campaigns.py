@@ -88,6 +88,9 @@ async def create_campaign(request: Request) -> Response:
         send_window=None if given.send_window is None else given.send_window.stored(),
         expires_at=given.expires_at,
         max_per_minute=given.max_per_minute,
+        retry_policy=None
+        if given.retry_policy is None
+        else given.retry_policy.model_dump(mode="json"),
     )
     log.info(
         "campaign %s (%s) created with %d recipients, %d of them duplicates",

@@ -25,6 +25,7 @@ from pydantic import (
 from dispatcher.meta.components import Components, as_json
 from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.retry_policy import DEFAULT_POLICY, RetryPolicy
 from dispatcher.scheduling import MAX_SCHEDULE_AHEAD, check_expiry, schedule_start
 from dispatcher.store.models import (
     CampaignStatus,
@@ -227,6 +228,12 @@ class CampaignIn(Input):
         description="When to start, with its time zone; not in the past, at most "
         f"{MAX_SCHEDULE_AHEAD.days} days ahead; kept in UTC. Absent: a draft.",
     )
+    retry_policy: RetryPolicy | None = Field(
+        default=None,
+        description='Automatic retries of failed messages (README, "Automatic retry"). '
+        "Absent: the default, 131049 once after 24 h and transient exhaustion twice after "
+        '5 minutes; {"rules": []}: none. Permanent codes (131026, ...) are refused.',
+    )
 
     send_window: SendWindowIn | None = Field(
         default=None,
@@ -306,6 +313,19 @@ class CampaignOut(BaseModel):
     next_window_at: datetime | None = Field(
         default=None, description="When the first of those waiting may be sent."
     )
+    retry_policy: RetryPolicy = Field(
+        description="The retry policy in force (the default when none was given)."
+    )
+    retry_waiting: int = Field(
+        default=0,
+        description="Pending recipients that failed before and wait for their retry's delay "
+        "(counted in pending too).",
+    )
+
+    @field_validator("retry_policy", mode="before")
+    @classmethod
+    def _default_policy(cls, value: Any) -> Any:
+        return DEFAULT_POLICY if value is None else value
 
 
 class CampaignsQuery(Query):

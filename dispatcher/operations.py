@@ -83,10 +83,13 @@ async def create_campaign(
     send_window: Mapping[str, Any] | None = None,
     expires_at: datetime | None = None,
     max_per_minute: int | None = None,
+    retry_policy: Mapping[str, Any] | None = None,
 ) -> Campaign:
     """A draft (or scheduled) campaign with its recipients, streamed into Postgres: all or
     nothing (a refused recipient, passing ``limits`` or a failing input leave no campaign).
-    ``send_window`` as ``api/windows.py`` ``SendWindowIn.stored`` shapes it."""
+    ``send_window`` as ``api/windows.py`` ``SendWindowIn.stored`` shapes it;
+    ``retry_policy``: a validated :class:`~dispatcher.retry_policy.RetryPolicy` as JSON
+    (None: the default)."""
     for instance_id in instance_ids:
         if await store.instances.get(instance_id) is None:
             raise NotFoundError("instance", instance_id)
@@ -101,6 +104,7 @@ async def create_campaign(
             send_window=send_window,
             expires_at=expires_at,
             max_per_minute=max_per_minute,
+            retry_policy=retry_policy,
         )
     finally:
         upload.close()
