@@ -34,6 +34,8 @@ class Audit:
         self.webhook_posts = 0
         self.webhook_statuses = 0
         self.webhook_failures = 0
+        self.engagement_failures = 0
+        """Messages failed with 131049 for a recipient's marketing limit (not the tier's)."""
 
     def number(self, phone_number_id: str) -> NumberAudit:
         audit = self.numbers.get(phone_number_id)
@@ -93,5 +95,6 @@ class Audit:
             "webhook_posts": self.webhook_posts,
             "webhook_statuses": self.webhook_statuses,
             "webhook_failures": self.webhook_failures,
+            "engagement_failures": self.engagement_failures,
             "numbers": numbers,
         }

@@ -92,6 +92,13 @@ class SandboxConfig(_Model):
     """Meta tolerates a burst of up to 45 to one customer within one interval, borrowing
     from the future (see :class:`~dispatcher.sandbox.limits.PairLimiter`); above, 131056."""
     messaging_window_s: float = Field(default=24 * 3600.0, gt=0)
+    engagement_limited: list[str] = Field(default_factory=list)
+    """Recipients at Meta's per-user marketing message limit (Error codes page, 131049:
+    "This message was not delivered to maintain healthy ecosystem engagement"; Meta advises
+    retrying later, not at once): a MARKETING template to one is accepted, then fails by
+    status webhook with 131049, until ``engagement_cooldown_s`` after the first such failure;
+    from then on it is delivered."""
+    engagement_cooldown_s: float = Field(default=24 * 3600.0, gt=0)
     throughput_window_s: float = Field(default=1.0, gt=0)
     max_records: int = Field(default=200_000, ge=0)
     """Requests kept for ``GET /_sandbox/requests`` (the audit's counters keep everything)."""

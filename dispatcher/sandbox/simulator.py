@@ -25,6 +25,7 @@ from dispatcher.sandbox.config import NumberConfig, PortfolioConfig, SandboxConf
 from dispatcher.sandbox.limits import PairLimiter, SlidingWindowCounter, UniqueRecipientWindow
 from dispatcher.sandbox.webhooks import Accepted, WebhookSender
 
+ENGAGEMENT_CODE = 131049
 PHONE_RE = re.compile(r"^\+?[1-9][0-9]{6,14}$")
 HIGH_THROUGHPUT_MPS = 1_000
 """Throughput page, "Higher throughput": an upgraded number sends up to 1,000 msg/s and its
@@ -134,6 +135,8 @@ class Simulator:
             bid: UniqueRecipientWindow(config.messaging_window_s) for bid in self.portfolios
         }
         self.faults = Faults()
+        self._engagement_since: dict[str, float] = {}
+        """Limited recipient -> sandbox time of its first 131049."""
         self.upgrading: dict[str, float] = {}
         """Numbers in a throughput upgrade: maintenance until this sandbox-clock time."""
         old = getattr(self, "webhooks", None)
@@ -235,6 +238,8 @@ class Simulator:
             fail_code = 131026
         if fail_code is None:
             fail_code = number.failing.get(recipient)
+        if fail_code is None:
+            fail_code = self._engagement_check(recipient, template_name, now)
         self.audit.accepted(phone_number_id, callback_data)
         self.audit.answered(phone_number_id, recipient, body, 200, now)
         self.webhooks.schedule(Accepted(number, wamid, recipient, callback_data, fail_code))
@@ -263,6 +268,20 @@ class Simulator:
             self.webhooks.schedule(Accepted(number, wamid, recipient, data, fail_code))
             wamids.append(wamid)
         return wamids
+
+    def _engagement_check(self, recipient: str, template_name: str, now: float) -> int | None:
+        """Meta's per-user marketing limit (131049 by webhook, Error codes page): a limited
+        recipient's marketing messages fail until the cool-down after the first failure."""
+        if recipient not in self.config.engagement_limited:
+            return None
+        template = None if self.templates is None else self.templates.get(template_name)
+        if template is not None and template.category != "MARKETING":
+            return None
+        since = self._engagement_since.setdefault(recipient, now)
+        if now - since >= self.config.engagement_cooldown_s:
+            return None
+        self.audit.engagement_failures += 1
+        return ENGAGEMENT_CODE
 
     def _tier_check(self, number: NumberConfig, recipient: str, now: float) -> int | None:
         """Meta documents no send error for a reached messaging limit: the call succeeds and
