@@ -65,9 +65,6 @@ class EngineConfig:
     message's ``sent`` status within seconds of taking it, so these bounds are minutes, not
     hours: a sender killed at a campaign's tail leaves its last batch waiting this long."""
     in_doubt_check_interval_s: float = 5.0
-    retry_sweep_interval_s: float = 0.5
-    """How often the coordinator decides on new failures with their campaigns' retry
-    policies (engine/auto_retry.py): a campaign whose last row failed completes after it."""
     gate_margin_s: float = 3600.0
     """A routed message may go out this long after its slot is reserved; the 24 h
     messaging-limit window is widened by it so the slot is never reused too early."""

@@ -173,7 +173,6 @@ class CoordinatorCore:
         self.rate_caps = CampaignRateCaps(self.config.batch_seconds, clock)
         """Campaigns' ``max_per_minute`` (``engine/rate_cap.py``)."""
         self.retries = RetrySweep(store)
-        self._last_retry_sweep = -float("inf")
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -254,9 +253,10 @@ class CoordinatorCore:
             return
         for campaign in await self._store.campaigns.due():
             await self.start_campaign(campaign.id)
-        if self._clock() - self._last_retry_sweep >= self.config.retry_sweep_interval_s:
-            self._last_retry_sweep = self._clock()
-            await self.retries.sweep()  # before routing: a reopened campaign is routed now
+        # Every round (a read of a table of new failures, empty most of the time), before
+        # routing: a campaign whose last row failed completes once it is decided, and one
+        # reopened for a retry is routed in this round.
+        await self.retries.sweep()
         running = await self._store.campaigns.running()
         await self._resync_gates(only_blocked=True)
         async with self._routing:

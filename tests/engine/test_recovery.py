@@ -299,6 +299,7 @@ async def _dead_letter_everyone(
     )
     ids = [row["id"] for row in rows]
     await world.settle(number, ids, SendOutcome.FAILED, attempts=8, error_message="exhausted")
+    await world.core.retries.sweep()  # decided final (no rule of the default policy matches)
     assert await world.store.campaigns.complete_if_settled(campaign.id)
     await world.queue.enqueue(number.id, {"registers": "the number's stream"})
     await world.queue.clear(number.id)
