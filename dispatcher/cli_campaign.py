@@ -1,5 +1,6 @@
 """``dispatcher campaign``: show, create (a file streamed up), send, pause, resume, cancel,
-watch (exit 0 completed, 3 failed or cancelled) and export recipients as CSV."""
+watch (exit 0 completed, 3 failed or cancelled), export recipients as CSV, and show one
+recipient's attempts (``cli_attempts.py``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dispatcher import cli_attempts
 from dispatcher.api_client import ApiClient
 from dispatcher.cli_ops import api_arguments, client, console, err_console, num, print_json
 from dispatcher.errors import ConfigError, ServiceError
@@ -32,7 +34,9 @@ from dispatcher.store.campaigns import FINAL
 from dispatcher.store.models import CampaignStatus, RecipientStatus
 
 EXIT_CAMPAIGN_NOT_COMPLETED = 3
-CAMPAIGN_ACTIONS = ("show", "create", "send", "pause", "resume", "cancel", "watch", "recipients")
+CAMPAIGN_ACTIONS = (
+    *("show", "create", "send", "pause", "resume", "cancel", "watch", "recipients", "attempts"),
+)
 CHUNK_BYTES = 64 * 1024
 CONTENT_TYPES = {
     ".csv": "text/csv",
@@ -65,6 +69,7 @@ CAMPAIGN_COUNTERS = (
     ("delivered", "total_delivered"),
     ("read", "total_read"),
     ("failed", "total_failed"),
+    ("waiting for a retry", "retry_waiting"),
     ("duplicates", "total_duplicates"),
     ("suppressed", "total_suppressed"),
     ("expired", "total_expired"),
@@ -156,6 +161,8 @@ def _create(args: argparse.Namespace) -> int:
         },
     }
     body.update(_schedule(args))
+    if (policy := cli_attempts.retry_policy(args.retry_policy_file)) is not None:
+        body["retry_policy"] = policy
     appended = None
     with client(args) as api:
         campaign = api.post("/campaigns", body)
@@ -320,6 +327,12 @@ def add_parser(commands: Any) -> None:
     )
     create.add_argument("--expires-at", help="ISO time with zone: unsent recipients expire")
     create.add_argument("--max-per-minute", type=int, help="a cap on the campaign's send rate")
+    create.add_argument(
+        "--retry-policy-file",
+        type=Path,
+        help='automatic retries (JSON: {"rules": [...]}, README "Automatic retry"); '
+        "absent: the default",
+    )
     create.set_defaults(run=_create)
     for name in ("send", "pause", "resume", "cancel"):
         act = actions.add_parser(name, help=f"{name} the campaign")
@@ -337,6 +350,7 @@ def add_parser(commands: Any) -> None:
         "--page-size", type=int, default=1_000, choices=range(1, 1_001), metavar="1-1000"
     )
     export.set_defaults(run=_recipients)
+    cli_attempts.add_parser(actions)
     for name, parser in actions.choices.items():
         api_arguments(parser)
         if name != "create":

@@ -32,9 +32,11 @@ from dispatcher.engine.config import EngineConfig
 from dispatcher.engine.windows import Waiting, waiting
 from dispatcher.keyfile import load_keyring
 from dispatcher.meta.tiers import MessagingTier
+from dispatcher.retry_policy import RetryPolicy
 from dispatcher.scheduling import check_expiry
 from dispatcher.services import Services
 from dispatcher.store import Store
+from dispatcher.store.attempts import Attempt
 from dispatcher.store.models import Campaign, CampaignStatus, Ingested, Instance, NewRecipient
 from dispatcher.window_settings import MAX_PER_MINUTE, SendWindowIn
 
@@ -156,15 +158,19 @@ class Dispatcher:
         send_window: Mapping[str, Any] | None = None,
         expires_at: datetime | None = None,
         max_per_minute: int | None = None,
+        retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
     ) -> Campaign:
         """A draft campaign; recipients are streamed, never held whole in memory.
         ``send_window``, ``expires_at``, ``max_per_minute``: validated as the API does
-        (README, "Send windows"); a ValidationError names the field."""
+        (README, "Send windows"); a ValidationError names the field. ``retry_policy``: its
+        automatic retries (None: the default policy; README, "Automatic retry"), validated
+        the same way."""
         window = None if send_window is None else SendWindowIn.model_validate(send_window)
         if expires_at is not None:
             expires_at = check_expiry(expires_at, scheduled_at, datetime.now(UTC))
         if max_per_minute is not None and not 1 <= max_per_minute <= MAX_PER_MINUTE:
             raise ValueError(f"max_per_minute: from 1 to {MAX_PER_MINUTE:,}")
+        policy = None if retry_policy is None else RetryPolicy.model_validate(retry_policy)
         return self._run(
             operations.create_campaign(
                 self._get_store(),
@@ -176,8 +182,13 @@ class Dispatcher:
                 send_window=None if window is None else window.stored(),
                 expires_at=expires_at,
                 max_per_minute=max_per_minute,
+                retry_policy=None if policy is None else policy.model_dump(mode="json"),
             )
         )
+
+    def attempts(self, recipient_id: int) -> list[Attempt]:
+        """A recipient's attempts, first to current, each with its wamid and error code."""
+        return self._run(self._get_store().attempts.of_recipient(recipient_id))
 
     def add_recipients(
         self, campaign_id: UUID, recipients: Iterable[NewRecipient | Mapping[str, Any]]
