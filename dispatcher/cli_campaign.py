@@ -221,6 +221,8 @@ def _counts(campaign: dict[str, Any]) -> str:
         counts += f"  expired {campaign['total_expired']:,}"
     if campaign.get("waiting"):
         counts += f"  waiting {campaign['waiting']:,} until {campaign.get('next_window_at')}"
+    if campaign.get("retry_waiting"):
+        counts += f"  (for a retry: {campaign['retry_waiting']:,})"
     return counts
 
 
