@@ -123,7 +123,12 @@ WITH given AS (
     -- A fresh attempt: the counters of 0001 take it out of total_failed (and total_sent if
     -- Meta had accepted it) and into pending_count. It is claimed again through the due
     -- index once not_before passes, like any pending row: the pair rate, the portfolio's
-    -- messaging limit and the windows apply as to a first send.
+    -- messaging limit and the windows apply as to a first send. The 24 h unique-customer
+    -- window: the coordinator's gate reserves a slot for the retry unless the recipient is
+    -- still in the portfolio's window (whatsapp_portfolio_contacts, last accepted send within
+    -- 24 h); sent_at is cleared here, so when Meta accepts the retry 0001's trigger moves
+    -- its last_sent_at on. A 131049 retried a day later is thus a new unique customer again;
+    -- a transient exhaustion (never accepted) counts as its first send would have.
     UPDATE whatsapp_campaign_recipients r
     SET status = 'pending', retries = r.retries + 1,
         not_before = now() + make_interval(secs => l.delay_s),
