@@ -84,15 +84,15 @@ class RetryRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    on: On | None = Field(
+        default=None,
+        description="A kind of failure: transient_exhausted (in-send retries for "
+        "throttles, 5xx, timeouts ran out, whatever the code); or codes.",
+    )
     codes: Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(max_length=50)] = Field(
         default_factory=list,
         description="Meta error codes this rule retries: 131049, or transient and throttle "
         "codes (they fail only once their in-send retries ran out).",
-    )
-    on: On | None = Field(
-        default=None,
-        description="Or a kind of failure: transient_exhausted (in-send retries for "
-        "throttles, 5xx, timeouts ran out, whatever the code).",
     )
     after_s: float = Field(
         ge=1, le=MAX_AFTER_S, description="Seconds after the failure before the next attempt."
