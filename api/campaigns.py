@@ -93,11 +93,12 @@ async def create_campaign(request: Request) -> Response:
         else given.retry_policy.model_dump(mode="json"),
     )
     log.info(
-        "campaign %s (%s) created with %d recipients, %d of them duplicates",
+        "campaign %s (%s) created with %d recipients, %d of them duplicates, %d invalid",
         campaign.id,
         campaign.name,
         campaign.total_recipients,
         campaign.total_duplicates,
+        campaign.total_invalid,
     )
     response = await campaign_json(state.store, campaign)
     response.status_code = 201

@@ -86,16 +86,21 @@ async def append_recipients(request: Request) -> Response:
         # It finished while the upload streamed in: nothing of it was recorded.
         raise _finished(exc.status) from None
     log.info(
-        "campaign %s: %d recipients appended (%s), %d of them duplicates",
+        "campaign %s: %d recipients appended (%s), %d of them duplicates, %d invalid",
         campaign_id,
         added.rows,
         fmt.value,
         added.duplicates,
+        added.invalid,
     )
     total = (await campaign_or_404(state, campaign_id)).total_recipients
-    return json_response(
-        Appended(added=added.rows, duplicates=added.duplicates, total_recipients=total).model_dump()
+    appended = Appended(
+        added=added.rows,
+        duplicates=added.duplicates,
+        invalid=added.invalid,
+        total_recipients=total,
     )
+    return json_response(appended.model_dump())
 
 
 def _finished(status: str) -> ApiError:
@@ -134,7 +139,8 @@ OPERATIONS = [
         "/campaigns/{campaign_id}/recipients",
         append_recipients,
         "Append recipients in bulk, streamed; all or nothing (a bad line, or passing a limit "
-        "of DISPATCHER_MAX_UPLOAD_ROWS, _BYTES or _S, rejects the upload)",
+        "of DISPATCHER_MAX_UPLOAD_ROWS, _BYTES or _S, rejects the upload); a phone in no "
+        "numbering plan is kept with status invalid, never sent",
         ("How many were added, and how many of them were duplicates", Appended),
         raw_body={"application/x-ndjson": _LINES, "application/jsonl": _LINES, "text/csv": _CSV},
         errors=[404, 408, 409, 413, 415, 422],

@@ -299,6 +299,11 @@ class CampaignOut(BaseModel):
     """When held: ``template`` (released by the template status webhook) or ``parameters``."""
     total_suppressed: int = 0
     """Recipients skipped: suppressed for marketing (never sent, not failed)."""
+    total_invalid: int = Field(
+        default=0,
+        description="Rows whose phone has the E.164 shape but is in no numbering plan: never "
+        "sent (counted in total_recipients; listed with status=invalid).",
+    )
     send_window: dict[str, Any] | None = None
     expires_at: datetime | None = None
     max_per_minute: int | None = None
@@ -379,6 +384,11 @@ class Appended(BaseModel):
     duplicates: int = Field(
         description="Of those, rows whose phone or BSUID the campaign already had (or that "
         "came earlier in this upload): recorded as status duplicate, never sent."
+    )
+    invalid: int = Field(
+        default=0,
+        description="Of those, rows whose phone is in no numbering plan: recorded as status "
+        "invalid, never sent (not counted as duplicates).",
     )
     total_recipients: int
 

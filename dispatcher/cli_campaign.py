@@ -74,6 +74,7 @@ CAMPAIGN_COUNTERS = (
     ("suppressed", "total_suppressed"),
     ("expired", "total_expired"),
     ("waiting", "waiting"),
+    ("invalid", "total_invalid"),
 )
 
 
@@ -103,6 +104,11 @@ def _show(args: argparse.Namespace) -> int:
         console.print(
             f"waiting: pending recipients outside their send window (or a retry's delay); "
             f"the first may be sent at {shown.get('next_window_at')}"
+        )
+    if shown.get("total_invalid"):
+        console.print(
+            "invalid: phones in no numbering plan (an unassigned area code, a wrong length); "
+            "kept, never sent (listed by: dispatcher campaign recipients ID --status invalid)"
         )
     return 0
 
@@ -185,7 +191,8 @@ def _create(args: argparse.Namespace) -> int:
     if appended is not None and path is not None:
         console.print(
             f"{appended['added']:,} recipients added from {path.name}, {appended['duplicates']:,} "
-            f"of them duplicates (kept, never sent); {appended['total_recipients']:,} in all"
+            f"of them duplicates and {appended.get('invalid', 0):,} invalid numbers (kept, never "
+            f"sent); {appended['total_recipients']:,} in all"
         )
     console.print(f"send it with: dispatcher campaign send {campaign['id']}")
     return 0
@@ -202,13 +209,15 @@ def _act(args: argparse.Namespace) -> int:
 
 
 def settled(campaign: dict[str, Any]) -> int:
-    """Recipients with a final outcome: sent (or beyond), failed, duplicate or suppressed."""
+    """Recipients with a final outcome: sent (or beyond), failed, duplicate, suppressed or
+    invalid."""
     return int(
         campaign["total_sent"]
         + campaign["total_failed"]
         + campaign["total_duplicates"]
         + campaign.get("total_suppressed", 0)
         + campaign.get("total_expired", 0)
+        + campaign.get("total_invalid", 0)
     )
 
 

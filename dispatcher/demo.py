@@ -219,7 +219,8 @@ def _summary(
     numbers: list[DemoNumber],
 ) -> None:
     table = Table(title=f"Campaign '{campaign.name}': {campaign.status}")
-    columns = ("recipients", "sent", "delivered", "read", "failed", "duplicates", "suppressed")
+    settled = ("sent", "delivered", "read", "failed", "duplicates", "suppressed", "invalid")
+    columns = ("recipients", *settled)
     for column in (*columns, "send time", "msg/s"):
         table.add_column(column, justify="right")
     table.add_row(
@@ -230,6 +231,7 @@ def _summary(
         f"{campaign.total_failed:,}",
         f"{campaign.total_duplicates:,}",
         f"{campaign.total_suppressed:,}",
+        f"{campaign.total_invalid:,}",
         f"{send_s:.1f}s",
         f"{campaign.total_sent / max(send_s, 1e-9):,.0f}",
     )
@@ -277,14 +279,15 @@ def _summary(
 
 
 def unsettled(campaign: Campaign) -> int:
-    """Recipients with no final outcome yet: not sent, failed, duplicate or suppressed (the
-    last two are final without a send)."""
+    """Recipients with no final outcome yet: not sent, failed, duplicate, suppressed or
+    invalid (the last three are final without a send)."""
     return (
         campaign.total_recipients
         - campaign.total_sent
         - campaign.total_failed
         - campaign.total_duplicates
         - campaign.total_suppressed
+        - campaign.total_invalid
     )
 
 

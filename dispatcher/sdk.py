@@ -194,7 +194,8 @@ class Dispatcher:
         self, campaign_id: UUID, recipients: Iterable[NewRecipient | Mapping[str, Any]]
     ) -> Ingested:
         """Append recipients, streamed; says how many rows were recorded and how many of them
-        were duplicates (an address the campaign already has: recorded, never sent)."""
+        were duplicates (an address the campaign already has) or invalid (a phone in no
+        numbering plan): recorded, never sent."""
         return self._run(
             self._get_store().recipients.ingest(campaign_id, (recipient(r) for r in recipients))
         )
@@ -323,5 +324,6 @@ def _detail(campaign: Campaign, rate: float) -> str:
         f"read {campaign.total_read:,}  failed {campaign.total_failed:,}  "
         f"duplicates {campaign.total_duplicates:,}  suppressed {campaign.total_suppressed:,}  "
         f"expired {campaign.total_expired:,}  "
+        f"invalid {campaign.total_invalid:,}  "
         f"{rate:,.0f} msg/s  [{campaign.status}]"
     )

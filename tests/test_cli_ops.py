@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dispatcher.cli import main
+from tests.phones import block, phone
 from tests.stack import API_TOKEN, Stack
 
 
@@ -48,8 +49,8 @@ def register(cli: Any, stack: Stack, number: str, monkeypatch: pytest.MonkeyPatc
 
 
 def phones(count: int) -> list[str]:
-    base = uuid.uuid4().int % 10**6
-    return [f"+55{base:06d}{i:05d}" for i in range(count)]
+    base = block()
+    return [phone(base, i) for i in range(count)]
 
 
 def create(cli: Any, instance: str, path: Path) -> dict[str, Any]:

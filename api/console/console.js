@@ -130,8 +130,8 @@
   }
 
   function campaignRow(campaign) {
-    const tr = blankRow(11, { "data-campaign-id": campaign.id });
-    const actions = tr.children[10];
+    const tr = blankRow(12, { "data-campaign-id": campaign.id });
+    const actions = tr.children[11];
     actions.className = "actions";
     for (const [action, label] of ACTIONS) {
       const button = el("button", { type: "button", "data-action": action }, label);
@@ -151,7 +151,8 @@
 
   function updateCampaign(tr, c) {
     const done = c.total_sent + c.total_failed + c.total_duplicates + (c.total_suppressed || 0)
-      + (c.total_expired || 0);
+      + (c.total_expired || 0)
+      + (c.total_invalid || 0);
     const remaining = c.pending + c.queued + c.sending;
     const perS = c.status === "running" ? rate(c, done) : 0;
     const cells = [
@@ -163,12 +164,13 @@
       num(c.total_read),
       num(c.total_failed),
       num(c.total_duplicates),
+      num(c.total_invalid || 0),
       c.status === "running" ? `${perS.toFixed(1)}/s` : "–",
       c.status === "running" && perS > 0 ? duration(remaining / perS) : "–",
     ];
     fill(tr, cells);
     const fields = ["name", "status", "progress", "sent", "delivered", "read", "failed",
-      "duplicates", "rate", "eta"];
+      "duplicates", "invalid", "rate", "eta"];
     fields.forEach((field, i) => {
       tr.children[i].dataset.field = field;
       if (i >= 3) tr.children[i].className = "num";

@@ -84,7 +84,7 @@ def run(console: Console) -> None:
                 f"bench {pid}",
                 TEMPLATE,
                 [instance.id],
-                ({"phone": f"+55{pid}{i:07d}"} for i in range(count)),
+                ({"phone": f"+55719{pid[1:]}{i:05d}"} for i in range(count)),
             )
             started = time.perf_counter()
             dispatcher.send(campaign.id)

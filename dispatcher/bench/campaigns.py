@@ -83,7 +83,7 @@ def _run_one(dispatcher: Dispatcher, sandbox_url: str, index: int, scenario: Sce
         f"bench warm-up {index}",
         TEMPLATE,
         ids,
-        ({"phone": f"+5582{index:02d}{i:07d}"} for i in range(WARM_UP_PER_NUMBER * len(ids))),
+        ({"phone": f"+55829{index:01d}{i:07d}"} for i in range(WARM_UP_PER_NUMBER * len(ids))),
     )
     dispatcher.send(warm_up.id)
     dispatcher.wait(warm_up.id, progress=False, timeout_s=120, poll_s=0.2)
@@ -91,7 +91,7 @@ def _run_one(dispatcher: Dispatcher, sandbox_url: str, index: int, scenario: Sce
         f"bench campaign {index}",
         TEMPLATE,
         ids,
-        ({"phone": f"+5581{index:02d}{i:07d}"} for i in range(scenario.recipients)),
+        ({"phone": f"+55819{index:01d}{i:07d}"} for i in range(scenario.recipients)),
     )
     wall_minus_monotonic = time.time() - time.monotonic()
     sent_at = time.monotonic()

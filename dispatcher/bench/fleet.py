@@ -115,7 +115,7 @@ def run(console: Console) -> None:
                     f"fleet {n}",
                     TEMPLATE,
                     [instance_id],
-                    ({"phone": f"+55{n:03d}{i:07d}"} for i in range(MESSAGES)),
+                    ({"phone": f"+55119{n:03d}{i:05d}"} for i in range(MESSAGES)),
                 )
                 for n, instance_id in enumerate(ids[:SENDING])
             ]

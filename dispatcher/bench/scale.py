@@ -60,7 +60,7 @@ def _lines(count: int, prefix: str) -> Iterator[bytes]:
     """NDJSON recipients in chunks of ~1,000 lines, as a streaming client sends them."""
     chunk: list[bytes] = []
     for i in range(count):
-        chunk.append(orjson.dumps({"phone": f"+55{prefix}{i:08d}"}) + b"\n")
+        chunk.append(orjson.dumps({"phone": f"+55{prefix}19{i:08d}"}) + b"\n")
         if len(chunk) == 1000:
             yield b"".join(chunk)
             chunk = []

@@ -26,10 +26,12 @@ COUNTED = (
     "failed",
     "duplicates",
     "suppressed",
+    "invalid",
 )
 """The ``status`` tag's values. ``sent`` / ``delivered`` / ``read`` / ``failed`` /
-``duplicates`` / ``suppressed`` are the campaign's counters (``sent`` stays when a message
-later fails); ``pending`` / ``queued`` / ``sending`` are the recipients in that status now."""
+``duplicates`` / ``suppressed`` / ``invalid`` are the campaign's counters (``sent`` stays
+when a message later fails); ``pending`` / ``queued`` / ``sending`` are the recipients in
+that status now."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -55,6 +57,7 @@ def counts(campaign: Campaign) -> dict[str, int]:
         "failed": campaign.total_failed,
         "duplicates": campaign.total_duplicates,
         "suppressed": campaign.total_suppressed,
+        "invalid": campaign.total_invalid,
     }
 
 

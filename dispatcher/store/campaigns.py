@@ -18,8 +18,8 @@ _COLUMNS = (
     "id, name, status, status_reason, template, instance_ids, scheduled_at, total_recipients, "
     "total_sent, total_delivered, total_read, total_failed, total_duplicates, pending_count, "
     "queued_count, sending_count, created_at, updated_at, started_at, finished_at, hold_kind, "
-    "total_suppressed, send_window, expires_at, max_per_minute, total_expired, retry_policy, "
-    + RETRY_WAITING
+    "total_suppressed, total_invalid, send_window, expires_at, max_per_minute, total_expired, "
+    "retry_policy, " + RETRY_WAITING
 )
 
 S = CampaignStatus
@@ -82,6 +82,7 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         total_expired=row["total_expired"],
         retry_policy=row["retry_policy"],
         retry_waiting=row["retry_waiting"],
+        total_invalid=row["total_invalid"],
     )
 
 

@@ -21,7 +21,9 @@ How one ingest runs:
    waits, then finds the new pending rows and leaves the campaign running;
 5. one UPDATE turns this ingest's rows whose address came earlier (in this input, or in the
    campaign before it) from ``pending`` to ``duplicate``. Nobody else ever sees them pending:
-   the rows are not committed yet.
+   the rows are not committed yet. Rows staged ``invalid`` (a phone in no numbering plan)
+   are never duplicates: an address always gets the same verdict, so its repeats are
+   ``invalid`` too, each counted once, in ``total_invalid``.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ async def apply(conn: asyncpg.Connection, upload: StagedUpload) -> Ingested:
     marked = await conn.execute(
         _MARK_DUPLICATES, campaign_id, begun["watermark"], begun["earlier"] > 0
     )
-    return Ingested(rows=int(copied.split()[-1]), duplicates=int(marked.split()[-1]))
+    return Ingested(
+        rows=int(copied.split()[-1]), duplicates=int(marked.split()[-1]), invalid=upload.invalid
+    )
 
 
 async def ingest(
@@ -117,8 +121,9 @@ async def ingest(
     rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
     limits: UploadLimits | None = None,
 ) -> Ingested:
-    """Append recipients from a (possibly async) stream: ``pending``, or ``duplicate`` when
-    their address came earlier (see the module docstring for how).
+    """Append recipients from a (possibly async) stream: ``pending``, ``duplicate`` when
+    their address came earlier, or ``invalid`` for a phone in no numbering plan (see the
+    module docstring for how).
 
     All or nothing: an invalid row (:class:`InvalidRecipientError`, with its index), more
     than ``limits.max_rows`` (:class:`UploadLimitError`) or a failing input leave the

@@ -17,7 +17,8 @@ class RecipientStatus(StrEnum):
     ``pending`` waits to be claimed; ``queued`` is claimed into a batch on a Redis stream;
     ``sending`` is in an instance actor's hands; ``sent`` / ``delivered`` / ``read`` come from
     Meta; ``failed`` is final. ``duplicate`` is final from the start: the campaign already has
-    a row for the same address, and only that one is sent.
+    a row for the same address, and only that one is sent. ``invalid`` too: a phone that no
+    numbering plan allows.
     """
 
     PENDING = "pending"
@@ -33,6 +34,8 @@ class RecipientStatus(StrEnum):
     """The campaign has a row for the same address earlier: never sent (final)."""
     EXPIRED = "expired"
     """Not sent before the campaign's ``expires_at``: never sent (final)."""
+    INVALID = "invalid"
+    """A phone of the E.164 shape that no numbering plan allows: never sent (final)."""
 
 
 WEBHOOK_STATUSES = frozenset(
@@ -203,6 +206,8 @@ class Campaign:
     """Its automatic retries as given (``dispatcher/retry_policy.py``); None: the default."""
     retry_waiting: int = 0
     """Pending recipients that failed before and wait for (or are due for) a retry."""
+    total_invalid: int = 0
+    """Rows whose phone is in no numbering plan: never sent (counted in total_recipients)."""
 
     @property
     def in_flight(self) -> int:
@@ -227,15 +232,17 @@ class NewRecipient:
 @dataclass(frozen=True, slots=True)
 class Ingested:
     """What one ingest recorded: ``rows`` in all, of which ``duplicates`` name an address
-    the campaign already had (or had earlier in the same input) and will not be sent."""
+    the campaign already had (or had earlier in the same input) and ``invalid`` a phone in no
+    numbering plan: neither will be sent."""
 
     rows: int
     duplicates: int
+    invalid: int = 0
 
     @property
     def unique(self) -> int:
         """The rows that will be sent."""
-        return self.rows - self.duplicates
+        return self.rows - self.duplicates - self.invalid
 
 
 @dataclass(frozen=True, slots=True)

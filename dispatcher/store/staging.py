@@ -11,6 +11,10 @@ Why not an UNLOGGED staging table: moving its rows into the recipients takes an
 ``INSERT ... SELECT``, row at a time where COPY writes pages in batches; measured, it halved
 the ingest's throughput (200,000 rows).
 
+List hygiene happens here too, outside any transaction: a phone of the right shape that no
+numbering plan allows (dispatcher/numbering.py) is staged with the status ``invalid`` (final,
+never sent) instead of refusing the upload; a row that is not an address at all still does.
+
 Nothing to clean: the file has no name (unlinked at creation) and is closed when the upload
 ends, applied or not; a process that dies takes its files with it.
 """
@@ -29,6 +33,7 @@ import orjson
 
 from dispatcher.errors import InvalidRecipientError, UploadLimitError
 from dispatcher.meta.messages import BSUID_RE, E164_RE
+from dispatcher.numbering import is_valid_phone
 from dispatcher.store.models import NewRecipient
 from dispatcher.uploads import UploadLimit, UploadLimits
 
@@ -36,7 +41,7 @@ SPOOL_MEMORY_BYTES = 4 * 2**20
 """An upload up to this size stays in memory (a create's inline recipients always do)."""
 CHUNK_BYTES = 2**20
 """Encoded rows are written to the spool, and read back, this many bytes at a time."""
-COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables")
+COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables", "status")
 """The columns of each staged row, in the order they are encoded."""
 
 # Postgres' binary COPY format: a signature, flags and header extension length, then per row
@@ -46,6 +51,9 @@ _TRAILER = struct.pack("!h", -1)
 _NULL = struct.pack("!i", -1)
 _length = struct.Struct("!i").pack
 _JSONB_VERSION = b"\x01"
+# An enum's binary form is its label.
+_PENDING = _length(len(b"pending")) + b"pending"
+_INVALID = _length(len(b"invalid")) + b"invalid"
 
 
 def check(index: int, new: NewRecipient) -> None:
@@ -65,8 +73,15 @@ def _text(value: str | None) -> bytes:
     return _length(len(data)) + data
 
 
-def _encode(buffer: bytearray, row_head: bytes, new: NewRecipient) -> None:
-    """Append one row: the campaign (in ``row_head``), phone, user_id, variables (jsonb)."""
+def valid_number(new: NewRecipient) -> bool:
+    """False for a phone in no numbering plan (its row is staged ``invalid``); a BSUID is not
+    a phone number: always True."""
+    return new.phone is None or is_valid_phone(new.phone)
+
+
+def _encode(buffer: bytearray, row_head: bytes, new: NewRecipient, valid: bool) -> None:
+    """Append one row: the campaign (in ``row_head``), phone, user_id, variables (jsonb),
+    status (``pending``, or ``invalid`` when not ``valid``)."""
     buffer += row_head
     buffer += _text(new.phone)
     buffer += _text(new.user_id)
@@ -77,6 +92,7 @@ def _encode(buffer: bytearray, row_head: bytes, new: NewRecipient) -> None:
         buffer += _length(len(data) + 1)
         buffer += _JSONB_VERSION
         buffer += data
+    buffer += _PENDING if valid else _INVALID
 
 
 async def _each(
@@ -93,11 +109,12 @@ async def _each(
 @dataclass(slots=True)
 class StagedUpload:
     """The validated rows of one upload for ``campaign_id``, as a binary COPY stream in input
-    order; close it after."""
+    order; close it after. ``invalid`` of them are phones in no numbering plan."""
 
     campaign_id: UUID
     rows: int
     _spool: IO[bytes]
+    invalid: int = 0
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The COPY stream, from its start."""
@@ -115,14 +132,14 @@ async def stage(
     limits: UploadLimits | None = None,
 ) -> StagedUpload:
     """Validate and spool ``rows`` for ``campaign_id`` (read once, never held whole in
-    memory). Refused, with nothing kept, for an invalid row (:class:`InvalidRecipientError`,
-    with its index), more than ``limits.max_rows`` rows (:class:`UploadLimitError`), or
-    whatever the input raised."""
+    memory); a phone in no numbering plan is kept, ``invalid``. Refused, with nothing kept,
+    for a row that is not a recipient (:class:`InvalidRecipientError`, with its index), more
+    than ``limits.max_rows`` rows (:class:`UploadLimitError`), or whatever the input raised."""
     max_rows = None if limits is None else limits.max_rows
     row_head = struct.pack("!hi", len(COPY_COLUMNS), 16) + campaign_id.bytes
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
     try:
-        count = 0
+        count = invalid = 0
         buffer = bytearray(_HEADER)
         async for new in _each(rows):
             check(count, new)
@@ -131,7 +148,9 @@ async def stage(
                     UploadLimit.ROWS, max_rows, f"the upload has more than {max_rows} recipients"
                 )
             count += 1
-            _encode(buffer, row_head, new)
+            valid = valid_number(new)
+            invalid += not valid
+            _encode(buffer, row_head, new, valid)
             if len(buffer) >= CHUNK_BYTES:
                 await asyncio.to_thread(spool.write, bytes(buffer))
                 buffer.clear()
@@ -140,4 +159,4 @@ async def stage(
     except BaseException:
         spool.close()
         raise
-    return StagedUpload(campaign_id, count, spool)
+    return StagedUpload(campaign_id, count, spool, invalid)

@@ -47,7 +47,7 @@ async def campaign(deployment: Deployment, coordinator: object, sandbox_url: str
             name=f"cluster-{uuid.uuid4().hex[:6]}",
             template={"name": "hello_world", "language": "en_US"},
             instance_ids=ids,
-            recipients=(NewRecipient(phone=f"+5531{i:08d}") for i in range(2_000)),
+            recipients=(NewRecipient(phone=f"+55319{i:08d}") for i in range(2_000)),
         )
         await coordinator.start_campaign.remote(str(created.id))  # type: ignore[attr-defined]
         started = time.monotonic()

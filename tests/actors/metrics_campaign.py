@@ -83,7 +83,7 @@ async def campaign(stack: Stack, wanted: set[str]) -> dict[str, Any]:
             name=f"metrics-{uuid.uuid4().hex[:6]}",
             template={"name": "hello_world", "language": "en_US"},
             instance_ids=ids,
-            recipients=(NewRecipient(phone=f"+5541{i:08d}") for i in range(RECIPIENTS)),
+            recipients=(NewRecipient(phone=f"+55419{i:08d}") for i in range(RECIPIENTS)),
         )
         assert await stack.coordinator.start_campaign.remote(str(created.id))
         deadline = time.monotonic() + 180

@@ -45,7 +45,7 @@ async def run_campaign(
         name=f"e2e-{uuid.uuid4().hex[:6]}",
         template=TEMPLATE,
         instance_ids=instance_ids,
-        recipients=(NewRecipient(phone=f"+55{prefix}{i:08d}") for i in range(size)),
+        recipients=(NewRecipient(phone=f"+55{prefix}9{i:08d}") for i in range(size)),
     )
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))
     return campaign
@@ -143,7 +143,7 @@ async def test_a_scheduled_campaign_starts_by_itself(stack: Stack, store: Store)
         name=f"scheduled-{uuid.uuid4().hex[:6]}",
         template=TEMPLATE,
         instance_ids=ids,
-        recipients=(NewRecipient(phone=f"+5512{i:08d}") for i in range(200)),
+        recipients=(NewRecipient(phone=f"+55129{i:08d}") for i in range(200)),
         scheduled_at=datetime.now(UTC) + timedelta(seconds=2),
     )
     assert campaign.status is CampaignStatus.SCHEDULED

@@ -32,7 +32,7 @@ async def test_a_list_exported_twice_reaches_each_customer_once_and_completes(
     await store.portfolios.set_override(business_id, MessagingTier.TIER_250)
     await stack.coordinator.refresh_instance.remote(str(instance.id))
 
-    customers = [NewRecipient(phone=f"+5531{i:08d}") for i in range(200)]
+    customers = [NewRecipient(phone=f"+55319{i:08d}") for i in range(200)]
     customers += [NewRecipient(user_id=f"BR.dups{i:06d}") for i in range(50)]
     exported_twice = [*customers, *customers]
     campaign = await operations.create_campaign(

@@ -68,7 +68,7 @@ async def send(stack: Stack, store: Store, instance_id: uuid.UUID, start: int) -
         name=f"lazy-{uuid.uuid4().hex[:6]}",
         template=TEMPLATE,
         instance_ids=[instance_id],
-        recipients=(NewRecipient(phone=f"+5573{start + i:07d}") for i in range(200)),
+        recipients=(NewRecipient(phone=f"+55739{start + i:08d}") for i in range(200)),
     )
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))
     done = await wait_until(lambda: completed(store, campaign.id), timeout_s=120)

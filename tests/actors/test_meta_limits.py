@@ -57,7 +57,7 @@ async def start(store: Store, stack: Stack, ids: list[uuid.UUID], size: int) -> 
         name=f"limits-{uuid.uuid4().hex[:6]}",
         template=TEMPLATE,
         instance_ids=ids,
-        recipients=(NewRecipient(phone=f"+56{prefix:04d}{i:07d}") for i in range(size)),
+        recipients=(NewRecipient(phone=f"+55479{prefix:04d}{i:04d}") for i in range(size)),
     )
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))
     return campaign

@@ -12,7 +12,7 @@ from dispatcher.store.models import Campaign, NewRecipient, RecipientStatus
 from tests.actors.test_campaign import TEMPLATE, finished, register_all
 from tests.stack import Stack, sandbox_config, wait_until
 
-STOPPED = "+5700000000007"
+STOPPED = "+573000000007"
 
 
 async def campaign_of(store: Store, stack: Stack, ids: list[uuid.UUID], base: int) -> Campaign:
@@ -23,7 +23,7 @@ async def campaign_of(store: Store, stack: Stack, ids: list[uuid.UUID], base: in
         instance_ids=ids,
         recipients=[
             NewRecipient(phone=STOPPED),
-            *(NewRecipient(phone=f"+57{base}{i:08d}") for i in range(20)),
+            *(NewRecipient(phone=f"+573{base}{i:08d}") for i in range(20)),
         ],
     )
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))

@@ -39,7 +39,7 @@ async def test_a_template_paused_mid_campaign_holds_it_until_approved(
         name=f"hold-{uuid.uuid4().hex[:6]}",
         template=PROMO,
         instance_ids=ids,
-        recipients=(NewRecipient(phone=f"+56{i:09d}") for i in range(SIZE)),
+        recipients=(NewRecipient(phone=f"+55489{i:08d}") for i in range(SIZE)),
     )
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))
 

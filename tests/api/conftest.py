@@ -18,6 +18,7 @@ import pytest
 from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.signature import sign
 from dispatcher.store import Store
+from tests.phones import block, phone
 from tests.stack import API_TOKEN, APP_SECRET, Stack
 
 PREFIX = "/api/whatsapp"
@@ -96,8 +97,8 @@ async def create_campaign(
 
 
 def phones(count: int, start: int = 0) -> list[dict[str, Any]]:
-    base = uuid.uuid4().int % 10**6
-    return [{"phone": f"+55{base:06d}{start + i:05d}"} for i in range(count)]
+    base = block()
+    return [{"phone": phone(base, start + i)} for i in range(count)]
 
 
 def signed(payload: Any, secret: str = APP_SECRET) -> tuple[bytes, dict[str, str]]:

@@ -4,7 +4,6 @@ during appends, and an append that races with the campaign's completion."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,15 +11,16 @@ import httpx
 
 from tests.api.conftest import assert_error, create_campaign
 from tests.api.test_recipients import CSV, JSONL, jsonl
+from tests.phones import block, phone
 from tests.stack import wait_until
 
 
 def _phone(n: int, base: int) -> str:
-    return f"+55{base:06d}{n:05d}"
+    return phone(base, n)
 
 
 def _base() -> int:
-    return uuid.uuid4().int % 10**6
+    return block()
 
 
 async def _show(api: httpx.AsyncClient, campaign: str) -> dict[str, Any]:

@@ -69,7 +69,7 @@ async def test_a_large_upload_streams(api: httpx.AsyncClient, idle_instance: str
 
     async def body() -> AsyncIterator[bytes]:
         for start in range(0, count, 1_000):
-            yield jsonl([{"phone": f"+5521{i:09d}"} for i in range(start, start + 1_000)])
+            yield jsonl([{"phone": f"+55219{i:08d}"} for i in range(start, start + 1_000)])
 
     response = await api.post(f"/campaigns/{campaign}/recipients", content=body(), headers=JSONL)
     assert response.status_code == 200, response.text

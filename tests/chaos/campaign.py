@@ -70,7 +70,7 @@ class CampaignRun:
         self.servers = servers
         self.label = label
         self.numbers = numbers
-        self.addresses = [f"+55319{i:07d}" for i in range(size)]
+        self.addresses = [f"+55319{i:08d}" for i in range(size)]
         self.database_url = ""
         self.sandbox: SandboxProcess | None = None
         self.control: SandboxControl | None = None

@@ -58,9 +58,9 @@ class World:
         campaign = await self.store.campaigns.create(
             f"c-{uuid.uuid4().hex[:6]}", TEMPLATE, [i.id for i in instances], **kw
         )
-        start = int(uuid.uuid4().int % 10**7) * 100
+        start = int(uuid.uuid4().int % 10**5) * 1_000
         await self.store.recipients.ingest(
-            campaign.id, (NewRecipient(phone=f"+5511{start + i:09d}") for i in range(size))
+            campaign.id, (NewRecipient(phone=f"+55119{start + i:08d}") for i in range(size))
         )
         return campaign
 

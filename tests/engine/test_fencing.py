@@ -111,7 +111,7 @@ class Env:
         campaign = await self.store.campaigns.create("fencing", TEMPLATE, [self.instance.id])
         base = random.randrange(10**7)
         await self.store.recipients.ingest(
-            campaign.id, [NewRecipient(phone=f"+5511{base + i:08d}") for i in range(n)]
+            campaign.id, [NewRecipient(phone=f"+55119{base + i:08d}") for i in range(n)]
         )
         assert await self.store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
         rows = await self.store.recipients.page(campaign.id, limit=n)

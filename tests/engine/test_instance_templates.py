@@ -41,7 +41,7 @@ OVER = 4
 def _recipients(start: int) -> list[NewRecipient]:
     recipients = [
         NewRecipient(
-            phone=f"+551197{start + i:06d}",
+            phone=f"+5511997{start + i:06d}",
             variables={"title": f"Pedido {i}", "name": f"Ana {i}", "offer": "{{name}}"},
         )
         for i in range(10)

@@ -183,7 +183,7 @@ async def test_batches_routed_again_after_the_loss_send_the_template_kept_in_pos
     await own_store.recipients.ingest(
         campaign.id,
         [
-            NewRecipient(phone=f"+551196{start + i:06d}", variables={"name": f"N{i}"})
+            NewRecipient(phone=f"+5511996{start + i:06d}", variables={"name": f"N{i}"})
             for i in range(5)
         ],
     )
