@@ -7,12 +7,16 @@ operator over REST. Campaigns skip a suppressed recipient when it is routed: the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from dispatcher.store.suppression_import import Imported, import_suppressions
+from dispatcher.suppression_files import SuppressionLine
+from dispatcher.uploads import UploadLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,16 @@ class Suppressions:
             source,
         )
         return int(result.split()[-1])
+
+    async def import_list(
+        self,
+        business_id: str,
+        given: AsyncIterable[SuppressionLine],
+        limits: UploadLimits | None = None,
+    ) -> Imported:
+        """Suppress every address of a list (streamed), or none of them when one is refused
+        (suppression_import.py)."""
+        return await import_suppressions(self._pool, business_id, given, limits)
 
     async def remove(self, business_id: str, addresses: Sequence[str]) -> int:
         """Lift the suppression of ``addresses`` (idempotent); how many were suppressed."""
