@@ -70,6 +70,9 @@ class ApiClient:
     def post(self, path: str, body: Any | None = None) -> dict[str, Any]:
         return self._request("POST", path, json=body)
 
+    def delete(self, path: str, body: Any | None = None) -> dict[str, Any]:
+        return self._request("DELETE", path, json=body)
+
     def upload(self, path: str, chunks: Iterable[bytes], content_type: str) -> dict[str, Any]:
         """POST a body streamed from ``chunks`` (nothing held whole)."""
         return self._request(

@@ -2,8 +2,8 @@
 
 Exit codes: 0 ok; 1 the API or a service (Redis, Postgres, Ray) refused or failed; 2 usage
 (a bad option, a missing setting or file); 3 ``campaign watch``: the campaign ended failed or
-cancelled; 130 interrupted. The operator's commands are in ``dispatcher/cli_ops.py`` and
-``dispatcher/cli_campaign.py``.
+cancelled; 130 interrupted. The operator's commands are in ``dispatcher/cli_ops.py``,
+``dispatcher/cli_campaign.py`` and ``dispatcher/cli_suppressions.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dispatcher.cli_campaign import add_parser as add_campaign
 from dispatcher.cli_campaign import campaign_shorthand
 from dispatcher.cli_ops import add_parsers as add_instances
 from dispatcher.cli_ops import num, print_json
+from dispatcher.cli_suppressions import add_parser as add_suppressions
 from dispatcher.config import load_settings, require
 from dispatcher.errors import ConfigError, DispatcherError, ServiceError
 from dispatcher.services import Services
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_instances(commands)
     add_campaign(commands)
+    add_suppressions(commands)
 
     demo = commands.add_parser("demo", help="run the demo campaign on embedded defaults")
     demo.add_argument(

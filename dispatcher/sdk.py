@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
@@ -38,6 +39,9 @@ from dispatcher.services import Services
 from dispatcher.store import Store
 from dispatcher.store.attempts import Attempt
 from dispatcher.store.models import Campaign, CampaignStatus, Ingested, Instance, NewRecipient
+from dispatcher.store.suppression_import import Imported
+from dispatcher.store.suppressions import Suppression
+from dispatcher.suppression_files import parse_line, suppression_lines
 from dispatcher.window_settings import MAX_PER_MINUTE, SendWindowIn
 
 T = TypeVar("T")
@@ -229,6 +233,40 @@ class Dispatcher:
         held = self._run(store.windows.waiting([campaign_id])).get(campaign_id)
         return waiting(campaign, held, datetime.now(UTC))
 
+    # -- suppressions (per business portfolio: who gets no marketing) ---------------------
+
+    def suppress(
+        self, business_id: str, addresses: Iterable[str], *, reason: str = "operator"
+    ) -> int:
+        """Suppress E.164 phones or BSUIDs for the business's campaigns; how many were new.
+        A malformed address raises :class:`RecipientLineError` (its 1-based position)."""
+        checked = [parse_line(i, [a]).address for i, a in enumerate(addresses, 1)]
+        store = self._get_store()
+        return self._run(store.suppressions.add(business_id, checked, reason, "operator"))
+
+    def unsuppress(self, business_id: str, addresses: Iterable[str]) -> int:
+        """Lift suppressions; how many there were."""
+        return self._run(self._get_store().suppressions.remove(business_id, list(addresses)))
+
+    def suppressions(
+        self,
+        business_id: str | None = None,
+        *,
+        address: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Suppression]:
+        store = self._get_store()
+        return self._run(
+            store.suppressions.page(business_id, address=address, limit=limit, offset=offset)
+        )
+
+    def import_suppressions(self, business_id: str, path: Path | str) -> Imported:
+        """Import a CSV list (``address[,reason]`` a line, optional header): all of it, or
+        nothing when a line is refused (:class:`RecipientLineError`, with its number)."""
+        given = suppression_lines(_file_chunks(Path(path)))
+        return self._run(self._get_store().suppressions.import_list(business_id, given))
+
     def stats(self, instance_id: UUID | None = None) -> dict[str, Any]:
         """Queue depths, per-instance limiter / breaker / rate stats, portfolios."""
         key = None if instance_id is None else str(instance_id)
@@ -316,6 +354,12 @@ class Dispatcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+async def _file_chunks(path: Path, size: int = 2**20) -> AsyncIterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := await asyncio.to_thread(file.read, size):
+            yield chunk
 
 
 def _detail(campaign: Campaign, rate: float) -> str:
