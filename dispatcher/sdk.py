@@ -249,17 +249,16 @@ class Dispatcher:
         return self._run(self._get_store().suppressions.remove(business_id, list(addresses)))
 
     def suppressions(
-        self,
-        business_id: str | None = None,
-        *,
-        address: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
+        self, business_id: str | None = None, address: str | None = None
     ) -> list[Suppression]:
+        """Every suppression (of one business, of one address), read a page at a time."""
         store = self._get_store()
-        return self._run(
-            store.suppressions.page(business_id, address=address, limit=limit, offset=offset)
-        )
+        found: list[Suppression] = []
+        while page := self._run(
+            store.suppressions.page(business_id, address=address, limit=1_000, offset=len(found))
+        ):
+            found += page
+        return found
 
     def import_suppressions(self, business_id: str, path: Path | str) -> Imported:
         """Import a CSV list (``address[,reason]`` a line, optional header): all of it, or
