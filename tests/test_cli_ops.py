@@ -171,7 +171,7 @@ def test_an_ndjson_file_reports_its_duplicates_as_json(
     lines = [{"phone": p, "variables": {"name": f"n{i}"}} for i, p in enumerate(numbers)]
     path.write_text("\n".join(json.dumps(line) for line in [*lines, lines[1]]) + "\n")
     created = create(cli, instance, path)
-    assert created["upload"] == {"added": 4, "duplicates": 1, "total_recipients": 4}
+    assert created["upload"] == {"added": 4, "duplicates": 1, "invalid": 0, "total_recipients": 4}
     assert created["campaign"]["status"] == "draft"
     assert created["campaign"]["total_duplicates"] == 1
 

@@ -20,6 +20,7 @@ SECTIONS = [
     "policies",
     "meta",
     "store",
+    "hygiene",
     "webhooks",
     "campaigns",
     "scale",

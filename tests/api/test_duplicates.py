@@ -88,7 +88,7 @@ async def test_ndjson_and_csv_appends_say_how_many_were_duplicates(
     lines = jsonl([{"phone": _phone(n, base)} for n in (1, 2, 2, 3)])
     response = await api.post(path, content=lines, headers=JSONL)
     assert response.status_code == 200, response.text
-    assert response.json() == {"added": 4, "duplicates": 2, "total_recipients": 5}
+    assert response.json() == {"added": 4, "duplicates": 2, "invalid": 0, "total_recipients": 5}
 
     # The same customers exported again as CSV, plus a BSUID that is not a phone's twin.
     csv = (
@@ -101,7 +101,7 @@ async def test_ndjson_and_csv_appends_say_how_many_were_duplicates(
     ).encode()
     response = await api.post(path, content=csv, headers=CSV)
     assert response.status_code == 200, response.text
-    assert response.json() == {"added": 5, "duplicates": 3, "total_recipients": 10}
+    assert response.json() == {"added": 5, "duplicates": 3, "invalid": 0, "total_recipients": 10}
 
     shown = await _show(api, created["id"])
     assert (shown["total_recipients"], shown["pending"], shown["total_duplicates"]) == (10, 5, 5)

@@ -31,7 +31,7 @@ async def test_append_json_lines(api: httpx.AsyncClient, idle_instance: str) -> 
     body = jsonl(rows).replace(b"\n", b"\r\n\n", 1)  # CRLF and blank lines are fine
     response = await api.post(f"/campaigns/{campaign}/recipients", content=body, headers=JSONL)
     assert response.status_code == 200, response.text
-    assert response.json() == {"added": 3, "duplicates": 0, "total_recipients": 4}
+    assert response.json() == {"added": 3, "duplicates": 0, "invalid": 0, "total_recipients": 4}
     page = (await api.get(f"/campaigns/{campaign}/recipients")).json()["items"]
     assert [r["variables"] for r in page[1:]] == [{"name": "Ana"}, None, ["1", "2"]]
     assert page[2]["user_id"] == "BR.1502576394655843"
@@ -73,7 +73,12 @@ async def test_a_large_upload_streams(api: httpx.AsyncClient, idle_instance: str
 
     response = await api.post(f"/campaigns/{campaign}/recipients", content=body(), headers=JSONL)
     assert response.status_code == 200, response.text
-    assert response.json() == {"added": count, "duplicates": 0, "total_recipients": count + 1}
+    assert response.json() == {
+        "added": count,
+        "duplicates": 0,
+        "invalid": 0,
+        "total_recipients": count + 1,
+    }
 
 
 BAD: list[tuple[str, dict[str, str], bytes, int]] = [
