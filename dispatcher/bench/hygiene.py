@@ -40,6 +40,11 @@ def _rate(count: int, started: float) -> float:
     return count / max(time.perf_counter() - started, 1e-9)
 
 
+def _any_number(new: NewRecipient) -> bool:
+    """Staging's check replaced by a plain function (a mock's call costs microseconds)."""
+    return True
+
+
 def _library(phone: str) -> bool:
     return bool(phonenumbers.is_valid_number(phonenumbers.parse(phone)))
 
@@ -51,7 +56,7 @@ async def _stage_rate(phones: list[str], *, check: bool) -> tuple[float, int]:
     if check:
         upload = await stage(rows, uuid.uuid4())
     else:  # the same staging with every number taken as valid, as before issue 15
-        with mock.patch("dispatcher.store.staging.valid_number", return_value=True):
+        with mock.patch("dispatcher.store.staging.valid_number", new=_any_number):
             upload = await stage(rows, uuid.uuid4())
     rate = _rate(upload.rows, started)
     upload.close()
