@@ -40,6 +40,8 @@ async def register_all(store: Store, stack: Stack, numbers: list[str]) -> list[u
 async def run_campaign(
     store: Store, stack: Stack, instance_ids: list[uuid.UUID], size: int, prefix: int
 ) -> Campaign:
+    """A campaign of ``size`` Brazilian mobiles of the area code ``prefix`` (a valid one: 11,
+    21, 27...; an invalid one makes every row ``invalid``), started."""
     campaign = await operations.create_campaign(
         store,
         name=f"e2e-{uuid.uuid4().hex[:6]}",

@@ -82,7 +82,7 @@ async def test_a_graph_api_failing_30_percent_still_completes_the_campaign(
     await control.reset()
     ids = await register_all(store, stack, ["6001"])
     await control.faults(error_5xx_ratio=0.3)
-    campaign = await run_campaign(store, stack, ids, 1_000, 23)
+    campaign = await run_campaign(store, stack, ids, 1_000, 27)
     await wait_until(lambda: finished(store, campaign.id), timeout_s=120)
     await assert_exactly_once(store, control, campaign)
     audit = await control.audit()
@@ -119,7 +119,7 @@ async def test_dead_letters_fail_the_message_and_retry_dlq_sends_it_after_all(
         name="dead-letters",
         template=TEMPLATE,
         instance_ids=ids,
-        recipients=(NewRecipient(phone=f"+5525{i:08d}") for i in range(5)),
+        recipients=(NewRecipient(phone=f"+55249{i:08d}") for i in range(5)),
         retry_policy={"rules": []},
     )
     assert await stack.coordinator.start_campaign.remote(str(campaign.id))

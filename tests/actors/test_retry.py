@@ -15,7 +15,7 @@ from dispatcher.store import Store
 from tests.actors.test_campaign import TEMPLATE, register_all
 from tests.stack import API_TOKEN, Stack, sandbox_config, wait_until
 
-LIMITED = "+5800000000049"
+LIMITED = "+584120000049"
 COOL_DOWN_S = 3.0
 """The sandbox delivers to LIMITED this long after its first 131049 (Meta: hours)."""
 AFTER_S = 4.0
@@ -49,7 +49,7 @@ async def test_a_131049_is_retried_after_the_policy_delay_and_both_attempts_show
                     "template": TEMPLATE,
                     "recipients": [
                         {"phone": LIMITED},
-                        *({"phone": f"+5801{i:08d}"} for i in range(10)),
+                        *({"phone": f"+58414{i:07d}"} for i in range(10)),
                     ],
                     "retry_policy": policy,
                 },

@@ -38,7 +38,7 @@ async def create(client: httpx.AsyncClient, instance_id: str, base: int, **extra
         "name": f"window-{base}",
         "instance_ids": [instance_id],
         "template": {"name": TEMPLATE["name"], "language": TEMPLATE["language"]},
-        "recipients": [{"phone": f"+56{base}{i:07d}"} for i in range(20)],
+        "recipients": [{"phone": f"+569{base}{i:06d}"} for i in range(20)],
         **extra,
     }
     response = await client.post("/campaigns", json=body)
@@ -68,7 +68,7 @@ async def test_a_window_holds_recipients_until_it_opens(stack: Stack, store: Sto
     }
     async with api(stack) as client:
         campaign = await create(client, str(instance_id), 31, send_window=window)
-        phones = {f"+5631{i:07d}" for i in range(20)}
+        phones = {f"+56931{i:06d}" for i in range(20)}
         sent = await client.post(f"/campaigns/{campaign['id']}/send")
         assert sent.json()["status"] == "running"
 
@@ -129,7 +129,7 @@ async def test_past_expires_at_nothing_more_is_sent_and_the_campaign_completes(
     assert done["pending"] == 0
     assert len(expired) == done["total_expired"]
     assert all("expires_at" in r["error_message"] for r in expired)
-    times = await arrivals(control, {f"+5632{i:07d}" for i in range(20)})
+    times = await arrivals(control, {f"+56932{i:06d}" for i in range(20)})
     assert len(times) == done["total_sent"]
     # What a sender held at the expiry is dropped within stopped_check_s (0.5 s).
     assert max(times) <= expires.timestamp() + 1.0

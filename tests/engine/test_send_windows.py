@@ -97,7 +97,7 @@ async def test_recipients_outside_their_own_window_wait_with_not_before(
     window |= {"timezone": "recipient", "fallback_timezone": "America/New_York"}
     new_york = ["+12125550100", "+12125550101"]
     tokyo = ["+81312345678", "+81312345679"]  # 13 or 14 hours ahead: closed there
-    unknown = ["+5511000000001"]  # no zone: the campaign's (New York): open
+    unknown = ["+80012345678"]  # freephone, no zone: the campaign's (New York): open
     created = await campaign(store, [instance.id], new_york + tokyo + unknown, send_window=window)
     coordinator = core(store, work_queue, FakeClock())
 
