@@ -29,8 +29,9 @@ class AlertConfig:
     """First retry delay; doubled each attempt, capped at ``max_backoff_s``."""
     max_backoff_s: float = 60.0
     rearm_after_s: float = 60.0
-    """After an alert reached no service (given up), its condition is raised again this
-    long after, if it still holds."""
+    """After an alert certainly reached no service (given up), its condition is raised
+    again this long after, if it still holds; doubled after each further give-up in a row,
+    capped at ``dedup_window_s`` (``sender.py``)."""
     request_timeout_s: float = 10.0
 
     @property

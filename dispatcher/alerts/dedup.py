@@ -3,8 +3,9 @@ again posts once, then again only after the window.
 
 A key's window starts when its alert was handed to the sender (:meth:`AlertDedup.admit`
 after the enqueue went through), not when it was first offered: an alert the full queue
-dropped was never on its way, so it must not hold back the next one. An alert given up
-after its retries is :meth:`forget`-ten: the condition may be raised again.
+dropped was never on its way, so it must not hold back the next one. An alert that
+certainly reached no service is :meth:`forget`-ten: the condition may be raised again
+(``sender.py`` says when).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class AlertDedup:
         self._last[key] = now
         if len(self._last) > 1_000:  # keys of long-gone campaigns: forget the expired
             self._last = {k: t for k, t in self._last.items() if now - t < self.window_s}
+
+    def ends_at(self, key: str) -> float | None:
+        """When ``key``'s window ends (on the injected clock); None when it has none."""
+        last = self._last.get(key)
+        return None if last is None else last + self.window_s
 
     def forget(self, key: str) -> None:
         """``key``'s alert never arrived: the next one may go at once."""

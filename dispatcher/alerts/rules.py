@@ -3,8 +3,9 @@
 Pure: the watch (``watch.py``) reads the state; the sender's dedup then keeps a condition
 that flaps (a breaker opening, closing, opening again) to one alert per window. What this
 process has not seen yet counts as new: after a restart a condition still in force (a held
-campaign, a stopped number) alerts once more. An alert that reached nobody is
-:meth:`AlertRules.rearm`-ed: its condition counts as new again at the next snapshot.
+campaign, a stopped number) alerts once more. An alert the sender hands back (it reached
+nobody, or may not have: ``sender.py`` says when) is :meth:`AlertRules.rearm`-ed: its
+condition counts as new again at the next snapshot.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class AlertRules:
 
     def rearm(self, alert: Alert) -> None:
         """Forget that ``alert``'s condition was alerted: if it still holds at the next
-        snapshot, it alerts again (the alert was dropped or given up)."""
+        snapshot, it alerts again (the sender handed the alert back)."""
         subject = alert.subject
         match alert.kind:
             case AlertKind.NUMBER_STOPPED:

@@ -37,6 +37,9 @@ class Receiver:
     """Answers (status, headers) to give before the default 200."""
     down: bool = False
     """While True, every post is answered 503 (after the script)."""
+    slow_s: float = 0.0
+    """Each accepted post is recorded, then answered this many seconds later (a service
+    that takes the post but answers after the sender's timeout)."""
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port}/{service}/{SECRET_PATH}"
@@ -51,6 +54,8 @@ class Receiver:
         if self.down:
             return Response(b"down", status_code=503)
         self.posts[service].append(body)
+        if self.slow_s:
+            await asyncio.sleep(self.slow_s)
         return Response(
             "ok" if service == "slack" else b"", status_code=200 if service == "slack" else 204
         )
