@@ -55,7 +55,7 @@ class Coordinator:
         # One active coordinator per database: this one acts only while it holds the lease;
         # another `dispatcher serve` on the same database stands by and takes over.
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
-        self._metrics = CoordinatorMetrics(self._holder)
+        self._metrics = CoordinatorMetrics(self._holder, deployment.label)
         self._started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self._main = asyncio.get_event_loop().create_task(self._run())

@@ -141,7 +141,7 @@ class InstanceActor:
             client=self._client,
             config=engine,
         )
-        self._tags = {"instance": instance.phone_number_id}
+        self._tags = {"instance": instance.phone_number_id, "deployment": self._deployment.label}
         log.info(
             "instance %s (%s) sending at up to %.0f msg/s",
             instance.phone_number_id,
@@ -255,7 +255,7 @@ class InstanceActor:
     # -- observability ------------------------------------------------------------------
 
     async def _metrics_loop(self) -> None:
-        tag = ("instance",)
+        tag = ("instance", "deployment")
         counters = {
             name: Counter(f"dispatcher_{name}_total", description=desc, tag_keys=tag)
             for name, desc in COUNTERS

@@ -5,23 +5,29 @@ progress and send rate, portfolios' 24 h use against their limit, queue depths; 
 they happen: the duration of each coordinator tick and the lag of applied webhook statuses.
 The dashboard that reads them is ``ops/grafana/dispatcher.json``.
 
-Cardinality: campaign series exist for running campaigns; a campaign that stops running is
-set to its final figures (send rate 0) once and no longer updated. Ray keeps exporting a
-series' last value for the life of the process, so finished campaigns stay visible at their
-final figures until the coordinator restarts (one series per status per campaign run by this
-coordinator process). Portfolio series follow the portfolios the coordinator gated, queue
-series the instances with a stream.
+How long Ray exports a gauge: Ray's metrics agent (2.60, OpenTelemetry) drops a gauge value
+not set again within two export intervals (about 20 s by default; ``test_metrics.py`` sees
+it), and offers no way to remove one sooner. Portfolio, queue and running campaigns' series
+are set every round, so they stay. A campaign that stops running is set to its final
+figures (send rate 0) once, then no longer: it leaves the dashboard about 20 s later, and
+after a failover the new holder never publishes the campaigns that finished before it took
+over (its ``CampaignProgress`` starts empty). Finished campaigns' figures are in Postgres:
+the API, the CLI and the console show them.
 
-Failover: Ray exports a series' last value for as long as the process lives, and offers no
-way to remove one. A coordinator that loses its lease to another (standing by, its process
-alive) would go on exporting its last campaign, portfolio and queue figures next to the new
-holder's, and a dashboard's ``sum`` would count them twice. So every gauge carries the
-``holder`` tag (the lease holder id), ``dispatcher_coordinator_lease_epoch{holder}`` says
-which holder's series are current (its lease epoch while it holds the lease, 0 after), and
-a coordinator that stops acting sets every series it published to 0 at once. The dashboard
-keeps the series of the holder with the highest epoch, which also hides those of a
-coordinator that died without zeroing them (a crashed process: Ray may export its last
-values for a while).
+Deployments: every series carries ``deployment`` (``Deployment.label``: the configured
+``DISPATCHER_DEPLOYMENT_NAME``, else the database's ``host:port/name``), so one Prometheus may
+scrape several deployments and a dashboard picks one.
+
+Failover: a coordinator that loses its lease to another (standing by, its process alive)
+would go on exporting its last campaign, portfolio and queue figures next to the new holder's
+until they age out, and a dashboard's ``sum`` would count them twice. So every gauge carries
+the ``holder`` tag (the lease holder id), ``dispatcher_coordinator_lease_epoch{deployment,
+holder}`` says which holder's series are current (its lease epoch while it holds the lease, 0
+after), and a coordinator that stops acting sets every series it published to 0 at once. The
+dashboard keeps, per deployment, the series of the holder with the highest epoch, which also
+hides those of a coordinator that died without zeroing them (a crashed process: its last
+values linger). The histograms count the acting coordinator's work only: a standby's tick (a
+lease check) is not observed.
 """
 
 from __future__ import annotations
@@ -49,16 +55,22 @@ ALL_INSTANCES = "all"
 
 HOLDER = "holder"
 """The tag that names the coordinator (lease holder) that published a series."""
+DEPLOYMENT = "deployment"
+"""The tag that names the deployment (``Deployment.label``) of a series."""
 
 Series = tuple[str, tuple[tuple[str, str], ...]]
 """A gauge's name and its tags (sorted)."""
 
 
 class CoordinatorMetrics:
-    """The coordinator's metrics; one per coordinator process, ``holder`` its lease holder id."""
+    """The coordinator's metrics; one per coordinator process, ``holder`` its lease holder id,
+    ``deployment`` its deployment's label."""
 
-    def __init__(self, holder: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, holder: str, deployment: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.holder = holder
+        self.deployment = deployment
         self._clock = clock
         self.progress = CampaignProgress(clock)
         self.acting = False
@@ -110,22 +122,28 @@ class CoordinatorMetrics:
             "to its write",
             (),
         )
-        self.webhook_lag_hist = Histogram(
+        self.webhook_lag_hist = self._histogram(
             "dispatcher_webhook_lag_s",
             "seconds from Meta's timestamp of the newest status of each applied batch to its write",
-            boundaries=LAG_BOUNDARIES_S,
+            LAG_BOUNDARIES_S,
         )
-        self.tick_duration = Histogram(
+        self.tick_duration = self._histogram(
             "dispatcher_coordinator_tick_s",
-            "duration of one coordinator tick (route, recover, complete)",
-            boundaries=TICK_BOUNDARIES_S,
+            "duration of one tick of the coordinator holding the lease (route, recover, "
+            "complete); a standby's are not counted",
+            TICK_BOUNDARIES_S,
         )
 
     def _gauge(self, name: str, description: str, tag_keys: tuple[str, ...]) -> Gauge:
-        gauge = Gauge(name, description, (*tag_keys, HOLDER))
-        gauge.set_default_tags({HOLDER: self.holder})
+        gauge = Gauge(name, description, (*tag_keys, DEPLOYMENT, HOLDER))
+        gauge.set_default_tags({DEPLOYMENT: self.deployment, HOLDER: self.holder})
         self._gauges[name] = gauge
         return gauge
+
+    def _histogram(self, name: str, description: str, boundaries: list[float]) -> Histogram:
+        histogram = Histogram(name, description, boundaries, (DEPLOYMENT,))
+        histogram.set_default_tags({DEPLOYMENT: self.deployment})
+        return histogram
 
     def _set(self, gauge: Gauge, value: float, tags: dict[str, str] | None = None) -> None:
         tags = tags or {}
@@ -160,7 +178,9 @@ class CoordinatorMetrics:
             self._set(self.webhook_lag, lag_s)
 
     def timed(self, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """``step`` with its duration observed as a coordinator tick (failed ones too)."""
+        """``step`` with its duration observed as a coordinator tick (failed ones too), when
+        this coordinator acted in it: a standby's tick returns at once, and counting it would
+        add a standby's rate to the ticks per second and pull the quantiles down."""
 
         @functools.wraps(step)
         async def run() -> None:
@@ -168,7 +188,8 @@ class CoordinatorMetrics:
             try:
                 await step()
             finally:
-                self.tick_duration.observe(self._clock() - began)
+                if self.acting:
+                    self.tick_duration.observe(self._clock() - began)
 
         return run
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
 
     database_url: str = ""
     redis_url: str = ""
+    deployment_name: str = Field(default="", max_length=100)
+    """The ``deployment`` label of the coordinator's metrics (one Prometheus may scrape
+    several deployments). Empty: the database's ``host:port/name`` (``urls.database_label``:
+    never a credential)."""
     ray_address: str = ""
     data_dir: Path = Path(".dispatcher")
     api_token: SecretStr = SecretStr("")

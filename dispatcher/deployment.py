@@ -18,7 +18,7 @@ from dispatcher.queue import Queues
 from dispatcher.queue.connection import connect_redis
 from dispatcher.queue.streams import DEFAULT_PREFIX
 from dispatcher.store import Store
-from dispatcher.urls import redact, without_password
+from dispatcher.urls import database_label, redact, without_password
 
 if TYPE_CHECKING:
     # Not at run time: every actor unpickles a Deployment, and the settings class brings
@@ -45,6 +45,14 @@ class Deployment:
     """Seals the secrets in Postgres; None: the configured one (see :mod:`dispatcher.keyfile`)."""
     alerts: AlertConfig = field(default_factory=AlertConfig)
     """Where the coordinator posts alerts (its webhook URLs are credentials)."""
+    name: str = ""
+    """``DISPATCHER_DEPLOYMENT_NAME``; see :attr:`label`."""
+
+    @property
+    def label(self) -> str:
+        """The deployment's name in its metrics: the configured one, else the database's
+        ``host:port/name`` (one database is one deployment), without credentials."""
+        return self.name or database_label(self.database_url)
 
     def __repr__(self) -> str:
         # Shown in logs and tracebacks: the service URLs without their passwords, key ids only.
@@ -52,7 +60,7 @@ class Deployment:
             f"Deployment(database_url={redact(self.database_url)!r}, "
             f"redis_url={redact(self.redis_url)!r}, graph_url={self.graph_url!r}, "
             f"api_version={self.api_version!r}, queue_prefix={self.queue_prefix!r}, "
-            f"namespace={self.namespace!r}, log_level={self.log_level!r}, "
+            f"namespace={self.namespace!r}, name={self.label!r}, log_level={self.log_level!r}, "
             f"keyring={self.keyring!r})"
         )
 
@@ -79,6 +87,7 @@ class Deployment:
             ),
             keyring=keyring or load_keyring(settings),
             alerts=alert_config(settings),
+            name=settings.deployment_name,
         )
 
     def public(self) -> Deployment:

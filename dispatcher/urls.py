@@ -54,3 +54,16 @@ def without_password(url: str) -> str:
     if any(key == "password" for key, _ in pairs):
         parts = parts._replace(query=urlencode([(k, v) for k, v in pairs if k != "password"]))
     return urlunsplit(parts)
+
+
+def database_label(url: str) -> str:
+    """A name for the database ``url`` points at, fit for a metric label: ``host[:port]/name``
+    (``local/name`` over a Unix socket), never its user, password or query string."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "unknown"
+    database = parts.path.lstrip("/") or parts.username or "postgres"
+    where = "local" if not host else host if port is None else f"{host}:{port}"
+    return f"{where}/{database}"

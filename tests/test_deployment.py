@@ -4,6 +4,7 @@ completes it with its own credentials."""
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,13 @@ def test_alert_webhooks_reach_the_coordinator_but_never_a_public_deployment(
 
 def _urls() -> ServiceUrls:
     return ServiceUrls(database_url=FULL.database_url, redis_url=FULL.redis_url)
+
+
+def test_the_metrics_label_names_the_database_never_its_credentials() -> None:
+    assert FULL.label == "db.example:5432/app"
+    assert FULL.public().label == FULL.label
+    embedded = replace(FULL, database_url="postgresql://postgres:@/postgres?host=/tmp/pg&port=5")
+    assert embedded.label == "local/postgres"
+    assert replace(FULL, name="eu-prod").label == "eu-prod"
+    settings = Settings(deployment_name="eu-prod", database_url=FULL.database_url)
+    assert Deployment.from_settings(settings, _urls(), keyring=KEYRING).label == "eu-prod"

@@ -4,7 +4,10 @@ Run by ``test_metrics.py`` in a child process (a pytest process holds one Ray co
 the session's Ray runs without its dashboard, which writes the Prometheus service discovery
 file): ``python -m tests.actors.metrics_campaign DATABASE_URL REDIS_URL NAME...``. Scrapes
 every target of THIS Ray session's service discovery file until each metric NAME is
-exported (or a generous bound passes), and prints one JSON line with what it found.
+exported (or a generous bound passes). Then another holder takes the coordinator lease in
+the database (as a second ``dispatcher serve`` would once the lease ran out), and it
+scrapes until the coordinator's series show it standing down. Prints one JSON line with
+what it found.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import ray
@@ -31,6 +36,28 @@ from tests.stack import Stack, start_stack, stop_stack
 RECIPIENTS = 300
 SCRAPE_BOUND_S = 90.0
 METRIC = re.compile(r"^(ray_dispatcher_\w+)(\{[^}]*\})? (\S+)", re.MULTILINE)
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+OTHER_HOLDER = "metrics-test:standby"
+EPOCH = "ray_dispatcher_coordinator_lease_epoch"
+TICKS = "ray_dispatcher_coordinator_tick_s_count"
+
+
+def labels(line: str) -> dict[str, str]:
+    """The labels of one scraped ``{labels} value`` line."""
+    return dict(LABEL.findall(line.rsplit(" ", 1)[0]))
+
+
+def value(line: str) -> float:
+    return float(line.rsplit(" ", 1)[1])
+
+
+def of_holder(found: dict[str, list[str]], holder: str) -> dict[str, list[float]]:
+    """The values of every series ``holder`` published, by metric name."""
+    return {
+        name: [value(line) for line in lines if labels(line).get("holder") == holder]
+        for name, lines in found.items()
+        if any(labels(line).get("holder") == holder for line in lines)
+    }
 
 
 def discovery_file() -> Path:
@@ -40,7 +67,8 @@ def discovery_file() -> Path:
     return Path(session_dir) / "prom_metrics_service_discovery.json"
 
 
-async def scrape(wanted: set[str]) -> dict[str, Any]:
+async def scrape(until: Callable[[dict[str, list[str]]], bool]) -> dict[str, Any]:
+    """Scrape every target until ``until(found)`` (or the bound): what was found last."""
     path = discovery_file()
     deadline = time.monotonic() + SCRAPE_BOUND_S
     found: dict[str, list[str]] = {}
@@ -56,12 +84,54 @@ async def scrape(wanted: set[str]) -> dict[str, Any]:
                         response = await client.get(f"http://{target}/metrics")
                     except httpx.HTTPError:
                         continue
-                    for name, labels, value in METRIC.findall(response.text):
-                        found.setdefault(name, []).append(f"{labels or ''} {value}")
-            if wanted <= found.keys():
+                    for name, tags, number in METRIC.findall(response.text):
+                        found.setdefault(name, []).append(f"{tags or ''} {number}")
+            if until(found):
                 break
             await asyncio.sleep(2)
     return {"discovery_file": str(path), "targets": targets, "metrics": found}
+
+
+def store_name(database_url: str) -> str:
+    return urlsplit(database_url).path.lstrip("/")
+
+
+async def take_lease(store: Store, holder: str) -> int:
+    """Take the coordinator lease from ``holder``: let it lapse, take it at once (the
+    coordinator may renew in between: then again)."""
+    for _ in range(50):
+        await store.leases.release(holder)
+        epoch = await store.leases.acquire(OTHER_HOLDER, ttl_s=600)
+        if epoch is not None:
+            return epoch
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the coordinator kept its lease")
+
+
+async def stand_down(stack: Stack, store: Store) -> dict[str, Any]:
+    """Another holder takes the lease; the coordinator's exported series once it stood down,
+    and its tick count then and again after a further export."""
+    lease = (await stack.coordinator.stats.remote())["lease"]
+    holder = lease["holder"]
+    before = await scrape(lambda found: bool(of_holder(found, holder).get(EPOCH)))
+    other_epoch = await take_lease(store, holder)
+
+    def zeroed(found: dict[str, list[str]]) -> bool:
+        mine = of_holder(found, holder)
+        return bool(mine) and not any(v for values in mine.values() for v in values)
+
+    after = await scrape(zeroed)
+    await asyncio.sleep(15)  # longer than Ray's export interval (10 s)
+    later = await scrape(lambda found: TICKS in found)
+    return {
+        "holder": holder,
+        "epoch": lease["epoch"],
+        "other_epoch": other_epoch,
+        "before": of_holder(before["metrics"], holder),
+        "epoch_lines": before["metrics"].get(EPOCH, []),
+        "after": of_holder(after["metrics"], holder),
+        "ticks": [after["metrics"].get(TICKS, []), later["metrics"].get(TICKS, [])],
+    }
 
 
 async def campaign(stack: Stack, wanted: set[str]) -> dict[str, Any]:
@@ -95,12 +165,26 @@ async def campaign(stack: Stack, wanted: set[str]) -> dict[str, Any]:
             if done.status is CampaignStatus.COMPLETED:
                 break
             await asyncio.sleep(0.5)
-        scraped = await scrape(wanted)
+
+        def final(found: dict[str, list[str]]) -> bool:
+            """Every name, and the campaign's final figures (Ray exports every 10 s)."""
+            sent = [
+                value(line)
+                for line in found.get("ray_dispatcher_campaign_recipients", [])
+                if labels(line).get("campaign_id") == str(created.id)
+                and labels(line).get("status") == "sent"
+            ]
+            return wanted <= found.keys() and sent == [done.total_sent]
+
+        scraped = await scrape(final)
         return {
             "campaign_id": str(created.id),
             "status": done.status.value,
             "total_sent": done.total_sent,
+            "deployment": stack.deployment.label,
+            "database": store_name(stack.deployment.database_url),
             **scraped,
+            "lease_lost": await stand_down(stack, store),
         }
     finally:
         await store.close()

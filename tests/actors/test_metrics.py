@@ -1,6 +1,9 @@
 """Ray metrics end to end: every ``ray_dispatcher_*`` name the Grafana dashboard queries is
 exported by a real deployment's Ray after a campaign, found through the Prometheus service
-discovery file that the scrape config in ``ops/prometheus`` reads."""
+discovery file that the scrape config in ``ops/prometheus`` reads; the coordinator's series
+carry its holder id and deployment, its lease epoch is exported, and once another holder took
+the lease in the database every series it published reads 0 and its ticks are no longer
+counted."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -106,3 +110,43 @@ def test_every_metric_the_dashboard_queries_is_exported_after_a_campaign(
     ]
     assert sent, sorted(exported["ray_dispatcher_campaign_recipients"])
     assert float(sent[0].split()[-1]) == result["total_sent"] == 300, sent
+    check_lease_loss(result)
+
+
+def labels(line: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
+
+
+def check_lease_loss(result: dict[str, Any]) -> None:
+    """While it held the lease: its epoch under its holder id and deployment, every gauge
+    tagged so. Once another holder took it (a higher epoch): every series 0, ticks still."""
+    lost = result["lease_lost"]
+    holder, deployment = lost["holder"], result["deployment"]
+    assert deployment.endswith("/" + result["database"]), deployment
+    [epoch_line] = [line for line in lost["epoch_lines"] if labels(line)["holder"] == holder]
+    assert labels(epoch_line)["deployment"] == deployment
+    assert float(epoch_line.rsplit(" ", 1)[1]) == lost["epoch"] >= 1
+    assert lost["other_epoch"] > lost["epoch"]
+    before = lost["before"]
+    gauges = {name for name in result["metrics"] if name in before}
+    assert gauges >= {
+        "ray_dispatcher_coordinator_lease_epoch",
+        "ray_dispatcher_campaign_recipients",
+        "ray_dispatcher_queue_pending",
+        "ray_dispatcher_portfolio_daily_limit",
+    }, sorted(before)
+    assert any(v for values in before.values() for v in values)
+    after = lost["after"]
+    assert set(after) == set(before)
+    nonzero = {name: values for name, values in after.items() if any(values)}
+    assert not nonzero, nonzero
+    ticks = [
+        [
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if labels(line).get("deployment") == deployment
+        ]
+        for lines in lost["ticks"]
+    ]
+    assert ticks[0], lost["ticks"]
+    assert ticks[0] == ticks[1], ticks  # a standby's ticks are not counted

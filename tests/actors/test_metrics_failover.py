@@ -1,6 +1,7 @@
 """The coordinator's gauges across a failover: published with its ``holder`` and lease epoch
 while it acts, all set to 0 once another coordinator holds the lease, kept (not zeroed) while
-the lease merely lapsed. ``published`` mirrors every value set on Ray's gauges."""
+the lease merely lapsed. ``published`` mirrors every value set on Ray's gauges (what Ray
+exports is checked by ``test_metrics.py``). Ticks are timed only while acting."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from tests.clock import FakeClock
 EPOCH = "dispatcher_coordinator_lease_epoch"
 
 
-def acting(holder: str = "host:1:aaaa") -> CoordinatorMetrics:
+def acting(holder: str = "host:1:aaaa", clock: FakeClock | None = None) -> CoordinatorMetrics:
     """A coordinator's metrics after it took the lease (epoch 4) and published a round."""
-    metrics = CoordinatorMetrics(holder, FakeClock())
+    metrics = CoordinatorMetrics(holder, "eu-prod", clock or FakeClock())
     metrics.follow_lease(True, 4, taken_by_other=False)
     running = campaign(CampaignStatus.RUNNING)
     metrics._publish_campaigns([running], [])
@@ -46,7 +47,7 @@ def test_an_acting_coordinator_publishes_every_kind_with_its_epoch() -> None:
         "dispatcher_webhook_lag_latest_s",
     }
     for gauge in metrics._gauges.values():
-        assert gauge.info["default_tags"] == {"holder": "host:1:aaaa"}
+        assert gauge.info["default_tags"] == {"holder": "host:1:aaaa", "deployment": "eu-prod"}
 
 
 def test_losing_the_lease_to_another_zeroes_every_series_it_published() -> None:
@@ -75,3 +76,31 @@ def test_a_new_term_publishes_its_epoch_again() -> None:
     metrics.follow_lease(True, 6, taken_by_other=False)
     assert metrics.published[(EPOCH, ())] == 6
     assert metrics.progress.tracked == set()  # every running campaign is published afresh
+
+
+class Observed:
+    """Stands in for Ray's histogram: what was observed."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def observe(self, value: float) -> None:
+        self.values.append(value)
+
+
+async def test_only_the_acting_coordinators_ticks_are_timed() -> None:
+    clock = FakeClock()
+    metrics = acting(clock=clock)
+    assert metrics.tick_duration.info["default_tags"] == {"deployment": "eu-prod"}
+    observed = Observed()
+    metrics.tick_duration = observed  # type: ignore[assignment]
+
+    async def tick() -> None:
+        clock.advance(0.25)
+
+    timed = metrics.timed(tick)
+    await timed()
+    metrics.follow_lease(False, 4, taken_by_other=True)  # standing by from now on
+    for _ in range(5):
+        await timed()
+    assert observed.values == [0.25]
