@@ -108,7 +108,9 @@ async def create_campaign(request: Request) -> Response:
 async def list_campaigns(request: Request) -> Response:
     query = parse_query(request, CampaignsQuery)
     store = app_state(request).store
-    found = await store.campaigns.newest(status=query.status, after=query.after, limit=query.limit)
+    found = await store.campaigns.newest(
+        statuses=query.statuses, after=query.after, limit=query.limit
+    )
     page = CampaignPage(
         items=await campaigns_out(store, found),
         next_after=found[-1].id if len(found) == query.limit else None,

@@ -333,12 +333,34 @@ class CampaignOut(BaseModel):
         return DEFAULT_POLICY if value is None else value
 
 
+_STATUSES = frozenset(status.value for status in CampaignStatus)
+_STATUS = "|".join(status.value for status in CampaignStatus)
+
+
 class CampaignsQuery(Query):
-    status: CampaignStatus | None = None
+    status: Annotated[str, Field(pattern=f"^({_STATUS})(,({_STATUS}))*$")] | None = Field(
+        default=None,
+        description="One status or several, comma-separated (running,held,paused,scheduled).",
+    )
     after: UUID | None = Field(
         default=None, description="The last id of the previous page (keyset pagination)."
     )
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _known(cls, value: object) -> object:
+        if isinstance(value, str):
+            for name in value.split(","):
+                if name not in _STATUSES:
+                    raise ValueError(
+                        f"unknown status {name!r}: one of {_STATUS.replace('|', ', ')}"
+                    )
+        return value
+
+    @property
+    def statuses(self) -> tuple[CampaignStatus, ...]:
+        return () if self.status is None else tuple(map(CampaignStatus, self.status.split(",")))
 
 
 class CampaignPage(BaseModel):

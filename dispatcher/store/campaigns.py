@@ -175,21 +175,35 @@ class Campaigns:
         return [_campaign(row) for row in rows]
 
     async def newest(
-        self, *, status: CampaignStatus | None = None, after: UUID | None = None, limit: int = 100
+        self,
+        *,
+        statuses: Sequence[CampaignStatus] = (),
+        after: UUID | None = None,
+        limit: int = 100,
     ) -> list[Campaign]:
         """Newest first (keyset): those created before campaign ``after`` (the last of the
-        previous page), optionally of one status. An ``after`` that names no campaign: none."""
+        previous page), of any of ``statuses`` (none: every status). An ``after`` that names
+        no campaign: none. Only the conditions given are in the statement: a generic plan of
+        ``$1 IS NULL OR ...`` could use no index (``0020_campaign_listing.sql``)."""
+        conditions: list[str] = []
+        args: list[Any] = []
+        if statuses:
+            args.append([status.value for status in statuses])
+            conditions.append(f"status = ANY(${len(args)}::whatsapp_campaign_status[])")
+        if after is not None:
+            args.append(after)
+            conditions.append(
+                f"(created_at, id) < (SELECT created_at, id FROM whatsapp_campaigns "
+                f"WHERE id = ${len(args)})"
+            )
+        args.append(limit)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._pool.fetch(
             f"""
-            SELECT {_COLUMNS} FROM whatsapp_campaigns
-            WHERE ($1::whatsapp_campaign_status IS NULL OR status = $1)
-              AND ($2::uuid IS NULL OR (created_at, id) < (
-                   SELECT created_at, id FROM whatsapp_campaigns WHERE id = $2))
-            ORDER BY created_at DESC, id DESC LIMIT $3
+            SELECT {_COLUMNS} FROM whatsapp_campaigns {where}
+            ORDER BY created_at DESC, id DESC LIMIT ${len(args)}
             """,
-            None if status is None else status.value,
-            after,
-            limit,
+            *args,
         )
         return [_campaign(row) for row in rows]
 

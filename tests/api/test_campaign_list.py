@@ -1,4 +1,5 @@
-"""``GET /campaigns``: newest first, keyset pages, a status filter, 422 for bad parameters."""
+"""``GET /campaigns``: newest first, keyset pages, a filter of one status or several, 422 for
+bad parameters."""
 
 from __future__ import annotations
 
@@ -52,6 +53,37 @@ async def test_the_status_filter(api: httpx.AsyncClient, idle_instance: str) -> 
     assert kept["id"] not in ids
     drafts = (await api.get("/campaigns", params={"status": "draft", "limit": 1})).json()
     assert drafts["items"][0]["id"] == kept["id"]
+
+
+async def test_several_statuses_in_one_call_newest_first(
+    api: httpx.AsyncClient, idle_instance: str
+) -> None:
+    draft = await create_campaign(api, [idle_instance], phones(1))
+    cancelled = await create_campaign(api, [idle_instance], phones(1))
+    assert (await api.post(f"/campaigns/{cancelled['id']}/cancel")).status_code == 200
+    both = {"status": "cancelled,draft", "limit": 1000}
+    page = (await api.get("/campaigns", params=both)).json()
+    assert {item["status"] for item in page["items"]} == {"cancelled", "draft"}
+    assert [item["id"] for item in page["items"][:2]] == [cancelled["id"], draft["id"]]
+    created = [item["created_at"] for item in page["items"]]
+    assert created == sorted(created, reverse=True)
+    first = (await api.get("/campaigns", params={**both, "limit": 1})).json()
+    assert first["items"][0]["id"] == cancelled["id"]
+    after = {**both, "limit": 1, "after": first["next_after"]}
+    second = (await api.get("/campaigns", params=after)).json()
+    assert second["items"][0]["id"] == draft["id"]
+    active = (await api.get("/campaigns", params={"status": "running,held,paused"})).json()
+    assert {draft["id"], cancelled["id"]}.isdisjoint(item["id"] for item in active["items"])
+
+
+async def test_an_unknown_status_among_several_is_422_naming_the_field(
+    api: httpx.AsyncClient,
+) -> None:
+    for status in ("running,sleeping", "running,", "running;held", ""):
+        error = assert_error(await api.get("/campaigns", params={"status": status}), 422)
+        assert "status" in error["message"], (status, error)
+    error = assert_error(await api.get("/campaigns", params={"status": "running,sleeping"}), 422)
+    assert "'sleeping'" in error["message"], error
 
 
 async def test_bad_parameters_are_422(api: httpx.AsyncClient) -> None:

@@ -1,6 +1,8 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright): sign in with the
 token, watch a running campaign's progress move, pause it from the page; an old campaign still
-to act on stays listed; the progress label reads on the bar whatever its fill.
+to act on stays listed, read with two calls a second; a campaign in both listings shows once,
+newest first by time, and a cut listing says so; the progress label reads on the bar whatever
+its fill.
 
 Without a chromium (or Playwright) these tests skip; with ``DISPATCHER_REQUIRE_BROWSER=1``
 (CI sets it where it installed chromium) they fail instead, so a browser that went missing
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,13 +153,64 @@ async def test_a_campaign_to_act_on_stays_listed_behind_a_hundred_newer_ones(
     old = await store.campaigns.create("console-old-scheduled", {}, [], scheduled_at=later)
     for i in range(101):  # newer, none to act on: the newest hundred leave the old one out
         await store.campaigns.create(f"console-draft-{i}", {}, [])
+    listings: list[float] = []
+    page.on(
+        "request",
+        lambda request: listings.append(time.monotonic()) if "/campaigns?" in request.url else None,
+    )
     try:
         await sign_in(page)
         await page.locator(f'tr[data-campaign-id="{old.id}"]').wait_for(timeout=15_000)
         drafts = page.locator("#campaigns td", has_text="console-draft-")
         assert await drafts.count() >= 99  # the newest others are there too
+        assert await page.locator("#campaigns-more").is_hidden()  # every active one listed
+        began = time.monotonic()
+        await page.wait_for_timeout(4_000)
+        calls = [at for at in listings if at >= began]
+        assert len(calls) <= 2 * 5, calls  # the newest and the active ones: 2 a poll
     finally:
         await api.post(f"/campaigns/{old.id}/cancel")
+
+
+def shown_as(template: dict[str, Any], name: str, status: str, created: str, updated: str) -> Any:
+    return {**template, "id": str(uuid.uuid4()), "name": name, "status": status,
+            "created_at": created, "updated_at": updated}  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+async def test_each_campaign_shows_once_newest_first_and_a_cut_listing_says_so(
+    store: Store, api: httpx.AsyncClient, page: Page
+) -> None:
+    made = await store.campaigns.create("console-template", {}, [])
+    template = (await api.get(f"/campaigns/{made.id}")).json()
+    # 08:00Z written with its offset: as text it sorts after 09:00Z.
+    older = shown_as(template, "older", "running", "2026-01-01T10:00:00+02:00", "2026-01-01T10:00Z")
+    newer = shown_as(template, "newer", "held", "2026-01-01T09:00:00Z", "2026-01-01T10:00:00Z")
+    moved = shown_as(template, "moved", "running", "2026-01-01T07:00:00Z", "2026-01-01T10:00:00Z")
+    ended = {**moved, "status": "completed", "updated_at": "2026-01-01T10:05:00Z"}
+    draft = shown_as(template, "draft", "draft", "2026-01-01T06:00:00Z", "2026-01-01T06:00:00Z")
+
+    async def listing(route: Any) -> None:
+        if "status=" in route.request.url:  # every page full: more than the console reads
+            body = {"items": [older, moved, newer], "next_after": newer["id"]}
+        else:  # "moved" ended between the two calls
+            body = {"items": [ended, draft], "next_after": None}
+        await route.fulfill(json=body)
+
+    await page.route("**/campaigns?*", listing)
+    try:
+        await sign_in(page)
+        rows = page.locator("#campaigns tr[data-campaign-id]")
+        await page.locator(f'tr[data-campaign-id="{draft["id"]}"]').wait_for(timeout=15_000)
+        ids = await rows.evaluate_all("(rows) => rows.map((row) => row.dataset.campaignId)")
+        assert ids == [newer["id"], older["id"], moved["id"], draft["id"]]
+        status = page.locator(f'tr[data-campaign-id="{moved["id"]}"] td[data-field="status"]')
+        assert "completed" in await status.inner_text()
+        more = page.locator("#campaigns-more")
+        assert await more.is_visible()
+        assert "there are more" in await more.inner_text()
+    finally:
+        await api.post(f"/campaigns/{made.id}/cancel")
 
 
 def luminance(css: str) -> float:
