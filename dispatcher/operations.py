@@ -10,6 +10,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from dispatcher.ab.assign import VariantPicker
+from dispatcher.ab.settings import AbTest
 from dispatcher.errors import DispatcherError
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.store import Store
@@ -84,16 +86,20 @@ async def create_campaign(
     expires_at: datetime | None = None,
     max_per_minute: int | None = None,
     retry_policy: Mapping[str, Any] | None = None,
+    ab_test: AbTest | None = None,
 ) -> Campaign:
     """A draft (or scheduled) campaign with its recipients, streamed into Postgres: all or
     nothing (a refused recipient, passing ``limits`` or a failing input leave no campaign).
     ``send_window`` as ``api/windows.py`` ``SendWindowIn.stored`` shapes it;
     ``retry_policy``: a validated :class:`~dispatcher.retry_policy.RetryPolicy` as JSON
-    (None: the default)."""
+    (None: the default). With ``ab_test`` each recipient gets one of its variants
+    (``template`` is then the first variant's)."""
     for instance_id in instance_ids:
         if await store.instances.get(instance_id) is None:
             raise NotFoundError("instance", instance_id)
-    upload = await stage(recipients, uuid.uuid4(), limits)
+    campaign_id = uuid.uuid4()
+    picker = None if ab_test is None else VariantPicker(campaign_id, ab_test.weights)
+    upload = await stage(recipients, campaign_id, limits, picker)
     try:
         return await store.campaigns.create(
             name,
@@ -105,6 +111,7 @@ async def create_campaign(
             expires_at=expires_at,
             max_per_minute=max_per_minute,
             retry_policy=retry_policy,
+            ab_test=None if ab_test is None else ab_test.to_json(),
         )
     finally:
         upload.close()

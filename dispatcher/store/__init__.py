@@ -26,6 +26,7 @@ from dispatcher.store.recovery import Recovery
 from dispatcher.store.sealing import check_keyring, seal_plain_rows
 from dispatcher.store.secrets import Secrets
 from dispatcher.store.suppressions import Suppressions
+from dispatcher.store.variants import Variants
 from dispatcher.store.windows import Windows
 
 
@@ -49,6 +50,7 @@ class Store:
     recovery: Recovery
     windows: Windows
     attempts: Attempts
+    variants: Variants
 
     @classmethod
     def over(cls, pool: asyncpg.Pool, keyring: Keyring) -> Store:
@@ -70,6 +72,7 @@ class Store:
             recovery=Recovery(pool),
             windows=Windows(pool),
             attempts=Attempts(pool),
+            variants=Variants(pool),
         )
 
     @classmethod

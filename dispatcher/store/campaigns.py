@@ -19,7 +19,7 @@ _COLUMNS = (
     "total_sent, total_delivered, total_read, total_failed, total_duplicates, pending_count, "
     "queued_count, sending_count, created_at, updated_at, started_at, finished_at, hold_kind, "
     "total_suppressed, total_invalid, send_window, expires_at, max_per_minute, total_expired, "
-    "retry_policy, " + RETRY_WAITING
+    "retry_policy, ab_test, " + RETRY_WAITING
 )
 
 S = CampaignStatus
@@ -35,10 +35,16 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
 }
 FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
 
-# A stored template names its language as a string or as Meta's {"code": ...}.
-_TEMPLATE_MATCH = """template->>'name' = $1
+# A stored template names its language as a string or as Meta's {"code": ...}. A campaign of
+# A/B variants (0016) sends each variant's template: any of them matches.
+_TEMPLATE_MATCH = """((template->>'name' = $1
     AND ($2::text IS NULL
-         OR coalesce(template->'language'->>'code', template->>'language') = $2)"""
+         OR coalesce(template->'language'->>'code', template->>'language') = $2))
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements(ab_test->'variants') v
+               WHERE v->'template'->>'name' = $1
+                 AND ($2::text IS NULL
+                      OR coalesce(v->'template'->'language'->>'code',
+                                  v->'template'->>'language') = $2)))"""
 
 
 # A template belongs to one WABA (a webhook's entry id): only campaigns sending through one of
@@ -83,6 +89,7 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         retry_policy=row["retry_policy"],
         retry_waiting=row["retry_waiting"],
         total_invalid=row["total_invalid"],
+        ab_test=row["ab_test"],
     )
 
 
@@ -104,20 +111,23 @@ class Campaigns:
         expires_at: datetime | None = None,
         max_per_minute: int | None = None,
         retry_policy: Mapping[str, Any] | None = None,
+        ab_test: Mapping[str, Any] | None = None,
     ) -> Campaign:
         """A new campaign, ``draft`` (or ``scheduled`` when ``scheduled_at`` is given), with
         the recipients of ``upload`` (staged for its id), in one transaction: all or nothing.
-        ``send_window``, ``expires_at``, ``max_per_minute``: README, "Send windows"."""
+        ``send_window``, ``expires_at``, ``max_per_minute``: README, "Send windows".
+        ``ab_test``: its A/B variants (``dispatcher/ab/settings.py``), ``template`` then
+        being the first variant's."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO whatsapp_campaigns
                     (id, name, template, instance_ids, scheduled_at, status,
-                     send_window, expires_at, max_per_minute, retry_policy)
+                     send_window, expires_at, max_per_minute, retry_policy, ab_test)
                 VALUES (coalesce($5::uuid, gen_random_uuid()), $1, $2, $3, $4,
                         (CASE WHEN $4::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END)
                             ::whatsapp_campaign_status,
-                        $6, $7, $8, $9)
+                        $6, $7, $8, $9, $10)
                 RETURNING {_COLUMNS}
                 """,
                 name,
@@ -129,6 +139,7 @@ class Campaigns:
                 expires_at,
                 max_per_minute,
                 None if retry_policy is None else dict(retry_policy),
+                None if ab_test is None else dict(ab_test),
             )
             if upload is not None:
                 await apply(conn, upload)

@@ -35,7 +35,8 @@ import asyncpg
 
 from dispatcher.errors import CampaignFinishedError, StoreError
 from dispatcher.store.models import Ingested, NewRecipient
-from dispatcher.store.staging import COPY_COLUMNS, StagedUpload, stage
+from dispatcher.store.staging import StagedUpload, stage
+from dispatcher.store.variants import variant_picker
 from dispatcher.uploads import UploadLimits
 
 _FINISHED = frozenset({"completed", "cancelled", "failed"})
@@ -102,7 +103,7 @@ async def apply(conn: asyncpg.Connection, upload: StagedUpload) -> Ingested:
     copied = await conn.copy_to_table(
         "whatsapp_campaign_recipients",
         source=upload.stream(),
-        columns=COPY_COLUMNS,
+        columns=upload.columns,
         format="binary",
     )
     await _check_open(conn, campaign_id, _LOCK_STATUS)
@@ -132,7 +133,8 @@ async def ingest(
     """
     async with pool.acquire() as conn:
         await _check_open(conn, campaign_id, _STATUS)
-    upload = await stage(rows, campaign_id, limits)
+        picker = await variant_picker(conn, campaign_id)
+    upload = await stage(rows, campaign_id, limits, picker)
     try:
         async with pool.acquire() as conn, conn.transaction():
             return await apply(conn, upload)

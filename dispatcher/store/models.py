@@ -208,6 +208,8 @@ class Campaign:
     """Pending recipients that failed before and wait for (or are due for) a retry."""
     total_invalid: int = 0
     """Rows whose phone is in no numbering plan: never sent (counted in total_recipients)."""
+    ab_test: dict[str, Any] | None = None
+    """A/B variants and their settings (``dispatcher/ab/settings.py``); None: one template."""
 
     @property
     def in_flight(self) -> int:
@@ -254,6 +256,8 @@ class ClaimedRecipient:
     user_id: str | None
     variables: dict[str, Any] | list[Any] | None
     attempts: int
+    variant: int | None = None
+    """Which A/B variant's template it gets (None: the campaign's one template)."""
 
     @property
     def address(self) -> str:

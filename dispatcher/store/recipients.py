@@ -132,10 +132,13 @@ class Recipients:
                 FOR UPDATE OF r SKIP LOCKED
             )
             UPDATE whatsapp_campaign_recipients r
-            SET status = 'queued', claim_id = claim.claim_id, queued_at = now(), updated_at = now()
+            SET status = 'queued', claim_id = claim.claim_id, queued_at = now(), updated_at = now(),
+                -- A/B (0016): once a winner is decided, what is claimed gets its template.
+                variant = coalesce((SELECT w.variant FROM whatsapp_variant_winners w
+                                    WHERE w.campaign_id = $1), r.variant)
             FROM picked, claim
             WHERE r.id = picked.id
-            RETURNING r.id, r.claim_id, r.phone, r.user_id, r.variables, r.attempts
+            RETURNING r.id, r.claim_id, r.phone, r.user_id, r.variables, r.attempts, r.variant
             """,
             campaign_id,
             limit,
@@ -155,6 +158,7 @@ class Recipients:
                     user_id=row["user_id"],
                     variables=row["variables"],
                     attempts=row["attempts"],
+                    variant=row["variant"],
                 )
                 for row in rows
             ],

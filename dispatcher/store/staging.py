@@ -15,6 +15,10 @@ List hygiene happens here too, outside any transaction: a phone of the right sha
 numbering plan allows (dispatcher/numbering.py) is staged with the status ``invalid`` (final,
 never sent) instead of refusing the upload; a row that is not an address at all still does.
 
+A campaign of A/B variants (``dispatcher/ab``) gets one more column, each row's variant,
+picked here by a hash of (campaign, address): no statement of the ingest's transaction
+works per row for it, and a campaign of one template writes exactly what it did before.
+
 Nothing to clean: the file has no name (unlinked at creation) and is closed when the upload
 ends, applied or not; a process that dies takes its files with it.
 """
@@ -31,6 +35,8 @@ from uuid import UUID
 
 import orjson
 
+from dispatcher.ab.assign import VariantPicker
+from dispatcher.ab.settings import MAX_VARIANTS
 from dispatcher.errors import InvalidRecipientError, UploadLimitError
 from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.numbering import is_valid_phone
@@ -43,6 +49,8 @@ CHUNK_BYTES = 2**20
 """Encoded rows are written to the spool, and read back, this many bytes at a time."""
 COPY_COLUMNS = ("campaign_id", "phone", "user_id", "variables", "status")
 """The columns of each staged row, in the order they are encoded."""
+VARIANT_COLUMNS = (*COPY_COLUMNS, "variant")
+"""...and those of a campaign of A/B variants."""
 
 # Postgres' binary COPY format: a signature, flags and header extension length, then per row
 # a field count and each field as a length (-1: NULL) and its bytes, then -1 to end.
@@ -54,6 +62,8 @@ _JSONB_VERSION = b"\x01"
 # An enum's binary form is its label.
 _PENDING = _length(len(b"pending")) + b"pending"
 _INVALID = _length(len(b"invalid")) + b"invalid"
+_VARIANT = [_length(2) + struct.pack("!h", index) for index in range(MAX_VARIANTS)]
+"""Each variant index as a smallint field, encoded once."""
 
 
 def check(index: int, new: NewRecipient) -> None:
@@ -115,6 +125,8 @@ class StagedUpload:
     rows: int
     _spool: IO[bytes]
     invalid: int = 0
+    columns: tuple[str, ...] = COPY_COLUMNS
+    """The COPY's columns, in the order each row is encoded."""
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The COPY stream, from its start."""
@@ -130,13 +142,16 @@ async def stage(
     rows: Iterable[NewRecipient] | AsyncIterable[NewRecipient],
     campaign_id: UUID,
     limits: UploadLimits | None = None,
+    picker: VariantPicker | None = None,
 ) -> StagedUpload:
     """Validate and spool ``rows`` for ``campaign_id`` (read once, never held whole in
-    memory); a phone in no numbering plan is kept, ``invalid``. Refused, with nothing kept,
-    for a row that is not a recipient (:class:`InvalidRecipientError`, with its index), more
-    than ``limits.max_rows`` rows (:class:`UploadLimitError`), or whatever the input raised."""
+    memory); a phone in no numbering plan is kept, ``invalid``; each row gets its variant
+    when ``picker`` (the campaign's A/B weights) is given. Refused, with nothing kept, for a
+    row that is not a recipient (:class:`InvalidRecipientError`, with its index), more than
+    ``limits.max_rows`` rows (:class:`UploadLimitError`), or whatever the input raised."""
     max_rows = None if limits is None else limits.max_rows
-    row_head = struct.pack("!hi", len(COPY_COLUMNS), 16) + campaign_id.bytes
+    columns = COPY_COLUMNS if picker is None else VARIANT_COLUMNS
+    row_head = struct.pack("!hi", len(columns), 16) + campaign_id.bytes
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
     try:
         count = invalid = 0
@@ -151,6 +166,9 @@ async def stage(
             valid = valid_number(new)
             invalid += not valid
             _encode(buffer, row_head, new, valid)
+            if picker is not None:  # then its variant, from its address (the row's last field)
+                address = new.phone if new.phone is not None else new.user_id
+                buffer += _VARIANT[picker.pick((address or "").encode())]
             if len(buffer) >= CHUNK_BYTES:
                 await asyncio.to_thread(spool.write, bytes(buffer))
                 buffer.clear()
@@ -159,4 +177,4 @@ async def stage(
     except BaseException:
         spool.close()
         raise
-    return StagedUpload(campaign_id, count, spool, invalid)
+    return StagedUpload(campaign_id, count, spool, invalid, columns)

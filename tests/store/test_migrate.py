@@ -30,8 +30,9 @@ async def test_migrations_apply_once_even_with_concurrent_starters(
                 "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'whatsapp_%'"
             )
             # 0003: whatsapp_suppressions; 0006: the coordinator lease; 0007: queue markers;
-            # 0018: the recipients' attempts and the retry inbox
-            assert tables == 11
+            # 0016: per-variant counters and winners; 0018: the recipients' attempts and the
+            # retry inbox
+            assert tables == 13
         finally:
             for conn in conns:
                 await conn.close()

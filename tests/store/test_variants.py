@@ -1,0 +1,176 @@
+"""A/B variants in Postgres: assigned at ingest, counted per variant inside each statement,
+switched to the winner by claims after the decision, the winner recorded once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from dispatcher import operations
+from dispatcher.ab.assign import VariantPicker
+from dispatcher.ab.report import VariantCounts
+from dispatcher.ab.settings import AbTest, AutoWinner, Variant
+from dispatcher.ab.winner import Decision
+from dispatcher.store import Store
+from dispatcher.store.models import (
+    Campaign,
+    CampaignStatus,
+    NewRecipient,
+    RecipientStatus,
+    SendOutcome,
+    SendResult,
+    StatusUpdate,
+)
+from tests.store.conftest import assert_counters_exact, phones
+
+A = {"name": "promo_a", "language": "en_US", "components": []}
+B = {"name": "promo_b", "language": "en_US", "components": []}
+AB = AbTest((Variant("A", 1, A), Variant("B", 3, B)), auto_winner=AutoWinner(10, 0.95))
+
+
+async def _ab_campaign(store: Store, recipients: list[NewRecipient]) -> Campaign:
+    tag = uuid.uuid4().hex[:10]
+    instance = await store.instances.upsert(f"pn-{tag}", f"biz-{tag}", f"token-{tag}")
+    return await operations.create_campaign(
+        store,
+        name=f"ab {tag}",
+        template=A,
+        instance_ids=[instance.id],
+        recipients=recipients,
+        ab_test=AB,
+    )
+
+
+async def _recount(store: Store, campaign_id: uuid.UUID) -> list[VariantCounts]:
+    """Per-variant counters recounted from the rows: what the triggers must keep."""
+    rows = await store.pool.fetch(
+        """
+        SELECT variant,
+               count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
+               count(*) FILTER (WHERE status IN ('delivered', 'read')) AS delivered,
+               count(*) FILTER (WHERE status = 'read') AS read,
+               count(*) FILTER (WHERE status = 'failed') AS failed
+        FROM whatsapp_campaign_recipients WHERE campaign_id = $1
+        GROUP BY variant ORDER BY variant
+        """,
+        campaign_id,
+    )
+    return [VariantCounts(**dict(row)) for row in rows]
+
+
+async def _assert_exact(store: Store, campaign_id: uuid.UUID) -> list[VariantCounts]:
+    kept = await store.variants.counts(campaign_id)
+    recounted = await _recount(store, campaign_id)
+    by_variant = {c.variant: c for c in kept}
+    assert [by_variant.get(c.variant, VariantCounts(c.variant)) for c in recounted] == recounted
+    campaign = await assert_counters_exact(store, campaign_id)
+    assert sum(c.sent for c in kept) == campaign.total_sent
+    assert sum(c.read for c in kept) == campaign.total_read
+    return kept
+
+
+async def test_each_row_gets_its_variant_by_weight_at_create_and_append(store: Store) -> None:
+    campaign = await _ab_campaign(store, [*phones(2_000), NewRecipient(phone="+5511900000001")])
+    more = await store.recipients.ingest(campaign.id, [*phones(500, start=2_000), *phones(3)])
+    assert more.duplicates == 3
+    picker = VariantPicker(campaign.id, AB.weights)
+    rows = await store.pool.fetch(
+        "SELECT coalesce(phone, user_id) AS address, variant, status FROM "
+        "whatsapp_campaign_recipients WHERE campaign_id = $1",
+        campaign.id,
+    )
+    assert len(rows) == 2_504
+    assert all(row["variant"] == picker.pick_text(row["address"]) for row in rows)
+    counts = await _assert_exact(store, campaign.id)
+    assert [c.pending for c in counts] == [
+        sum(1 for r in rows if r["variant"] == v and r["status"] == "pending") for v in (0, 1)
+    ]
+    assert 0.22 < counts[0].pending / 2_501 < 0.28  # weights 1:3
+
+
+async def test_a_campaign_of_one_template_writes_no_variant(store: Store) -> None:
+    tag = uuid.uuid4().hex[:10]
+    instance = await store.instances.upsert(f"pn-{tag}", f"biz-{tag}", f"token-{tag}")
+    campaign = await operations.create_campaign(
+        store, name=tag, template=A, instance_ids=[instance.id], recipients=phones(20)
+    )
+    await store.recipients.ingest(campaign.id, phones(5, start=20))
+    assert (
+        await store.pool.fetchval(
+            "SELECT count(*) FROM whatsapp_campaign_recipients WHERE campaign_id = $1 "
+            "AND variant IS NOT NULL",
+            campaign.id,
+        )
+        == 0
+    )
+    assert await store.variants.counts(campaign.id) == []
+    assert await store.variants.report(campaign.id) is None
+
+
+async def test_counters_follow_sends_reads_and_failures_per_variant(store: Store) -> None:
+    campaign = await _ab_campaign(store, phones(200))
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
+    claim = await store.recipients.claim_pending(campaign.id, 120)
+    assert claim is not None
+    instance_id = campaign.instance_ids[0]
+    ids = await store.recipients.mark_sending(
+        claim.claim_id, [r.id for r in claim.recipients], instance_id
+    )
+    now = datetime.now(UTC)
+    results = [
+        SendResult(i, SendOutcome.SENT, now, instance_id, 1, f"wamid.{i}") for i in ids[:100]
+    ] + [
+        SendResult(i, SendOutcome.FAILED, now, instance_id, 1, error_code=131026) for i in ids[100:]
+    ]
+    await store.outcomes.apply_results(results)
+    await store.outcomes.apply_statuses(
+        [StatusUpdate(RecipientStatus.READ, now, wamid=f"wamid.{i}") for i in ids[:40]]
+    )
+    counts = await _assert_exact(store, campaign.id)
+    assert sum(c.sent for c in counts) == 100
+    assert sum(c.read for c in counts) == 40
+    assert sum(c.failed for c in counts) == 20
+    report = await store.variants.report(campaign.id)
+    assert report is not None
+    for line in report.variants:
+        assert line.read_rate == (line.read / line.sent if line.sent else None)
+        assert line.read_rate_low <= (line.read_rate or 0.0) <= line.read_rate_high
+
+
+async def test_claims_after_the_winner_get_its_template_and_it_is_recorded_once(
+    store: Store,
+) -> None:
+    campaign = await _ab_campaign(store, phones(400))
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
+    before = await store.recipients.claim_pending(campaign.id, 100)
+    assert before is not None
+    assert {r.variant for r in before.recipients} == {0, 1}
+    first = Decision(0, 2.5, 0.006, {"variants": []})
+    winner, added = await store.variants.record_winner(campaign.id, first)
+    assert (winner.variant, added) == (0, True)
+    again, added = await store.variants.record_winner(campaign.id, Decision(1, 9, 0, {}))
+    assert (again.variant, again.z, again.decided_at, added) == (0, 2.5, winner.decided_at, False)
+    # Rows given back after the decision switch when claimed again; the rest too.
+    await store.recipients.requeue(before.claim_id, [r.id for r in before.recipients])
+    after = []
+    while (claim := await store.recipients.claim_pending(campaign.id, 100)) is not None:
+        after.extend(claim.recipients)
+    assert len(after) == 400
+    assert {r.variant for r in after} == {0}
+    counts = await _assert_exact(store, campaign.id)
+    assert [c.pending for c in counts] == [0, 0]
+    report = await store.variants.report(campaign.id)
+    assert report is not None
+    assert report.winner is not None
+    assert [line.winner for line in report.variants] == [True, False]
+    assert report.to_json()["winner"]["variant"] == 0
+
+
+async def test_a_template_hold_reaches_every_variant(store: Store) -> None:
+    campaign = await _ab_campaign(store, phones(5))
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
+    held = await store.campaigns.hold_template("promo_b", "en_US", "paused")
+    assert campaign.id in held
+    released = await store.campaigns.release_template("promo_b", None)
+    assert campaign.id in released
