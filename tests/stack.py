@@ -108,6 +108,7 @@ def test_engine_config() -> EngineConfig:
         backoff_base_s=0.05,
         backoff_cap_s=1.0,
         max_attempts=15,
+        winner_check_interval_s=0.25,
         # Wider margins than the defaults: the tests assert zero throughput violations on a
         # 2-core machine that runs Ray, Postgres, the API and the sandbox at once, where the
         # sandbox is sometimes descheduled long enough to see a burst. `make bench` measures

@@ -1,6 +1,7 @@
 """The batch format on an instance's stream: what the coordinator routes, what an actor sends.
 
-A batch carries recipients only (ids, addresses, variables, attempts), never the template: a
+A batch carries recipients only (ids, addresses, variables, attempts, and for a campaign of
+A/B variants the index of the recipient's variant), never the template: a
 campaign's template (its components may be megabytes) lives once, in Postgres, and each
 instance actor reads it once per campaign (:mod:`dispatcher.engine.templates`). So a batch
 stays small whatever the template, and a batch rebuilt or reclaimed after Redis lost its
@@ -24,6 +25,8 @@ class BatchItem:
     address: str
     variables: Variables
     attempts: int
+    variant: int | None = None
+    """Which of the campaign's A/B variants to send (``dispatcher/ab``); None: its template."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class Batch:
         return {
             "campaign_id": str(self.campaign_id),
             "claim_id": self.claim_id,
-            "items": [[i.recipient_id, i.address, i.variables, i.attempts] for i in self.items],
+            "items": [_item_json(i) for i in self.items],
         }
 
     @classmethod
@@ -46,7 +49,7 @@ class Batch:
         return cls(
             campaign_id=UUID(data["campaign_id"]),
             claim_id=int(data["claim_id"]),
-            items=[BatchItem(int(r), str(a), v, int(n)) for r, a, v, n in data["items"]],
+            items=[_item(item) for item in data["items"]],
         )
 
     @classmethod
@@ -54,8 +57,23 @@ class Batch:
         return cls(
             campaign_id=claim.campaign_id,
             claim_id=claim.claim_id,
-            items=[BatchItem(r.id, r.address, r.variables, r.attempts) for r in recipients],
+            items=[
+                BatchItem(r.id, r.address, r.variables, r.attempts, r.variant) for r in recipients
+            ],
         )
+
+
+def _item_json(item: BatchItem) -> list[Any]:
+    # The variant only when there is one: a campaign of one template keeps the old format.
+    row = [item.recipient_id, item.address, item.variables, item.attempts]
+    return row if item.variant is None else [*row, item.variant]
+
+
+def _item(row: list[Any]) -> BatchItem:
+    variant = row[4] if len(row) > 4 else None
+    return BatchItem(
+        int(row[0]), str(row[1]), row[2], int(row[3]), None if variant is None else int(variant)
+    )
 
 
 def send_body(template: Template, item: BatchItem, tag: CallbackTag) -> bytes:

@@ -118,6 +118,9 @@ class EngineConfig:
     template from Postgres once, then from memory)."""
     template_cache_bytes: int = 32 * 2**20
     """...and about how many bytes of them (a template's components may be megabytes)."""
+    winner_check_interval_s: float = 1.0
+    """How often the coordinator judges the A/B campaigns waiting for an automatic winner
+    (one query over their per-variant counters, none when no such campaign runs)."""
     transport: TransportKind = TransportKind.AIOHTTP
     pool: PoolConfig = field(default_factory=PoolConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)

@@ -34,6 +34,7 @@ from dispatcher.engine.rate_cap import CampaignRateCaps
 from dispatcher.engine.recovery import QueueRecovery, orphans_in_doubt
 from dispatcher.engine.sizing import DEFAULT_RATE_MPS, batch_size
 from dispatcher.engine.windows import WindowKeeper
+from dispatcher.engine.winner_watch import WinnerWatch
 from dispatcher.meta.error_codes import ErrorClass, Throttle
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.outages import is_outage
@@ -173,6 +174,8 @@ class CoordinatorCore:
         self.rate_caps = CampaignRateCaps(self.config.batch_seconds, clock)
         """Campaigns' ``max_per_minute`` (``engine/rate_cap.py``)."""
         self.retries = RetrySweep(store)
+        self.winners = WinnerWatch(store, self.config.winner_check_interval_s, clock)
+        """Automatic A/B winners (``engine/winner_watch.py``)."""
         self.routed_batches = 0
         self.routed_recipients = 0
         self.deferred_recipients = 0
@@ -260,6 +263,9 @@ class CoordinatorCore:
         running = await self._store.campaigns.running()
         await self._resync_gates(only_blocked=True)
         async with self._routing:
+            # Before routing, under its lock: what is claimed after a decision gets the winner.
+            if self.winners.due():
+                await self.winners.check(running)
             if not await self._route_all(running):
                 return
         if self._clock() - self._last_limits >= self.config.limits_refresh_s:

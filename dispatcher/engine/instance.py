@@ -32,11 +32,10 @@ from dispatcher.engine.pipeline import (
     SendPipeline,
     Suppress,
 )
-from dispatcher.engine.templates import TemplateCache
+from dispatcher.engine.templates import CampaignTemplates, TemplateCache
 from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.client import MetaClient
 from dispatcher.meta.error_codes import ErrorClass
-from dispatcher.meta.messages import Template
 from dispatcher.meta.render import RenderLimitError
 from dispatcher.policies.backoff import Backoff
 from dispatcher.queue.streams import Job, WorkQueue
@@ -61,13 +60,13 @@ class HeldJob:
 
 
 def _message(
-    job: Job, batch: Batch, template: Template, item: BatchItem, tag: CallbackTag
+    job: Job, batch: Batch, templates: CampaignTemplates, item: BatchItem, tag: CallbackTag
 ) -> OutgoingMessage:
     return OutgoingMessage(
         item.recipient_id,
         job.job_id,
         item.address,
-        send_body(template, item, tag),
+        send_body(templates.pick(item.variant), item, tag),
         item.attempts,
         campaign_id=batch.campaign_id,
     )
@@ -166,7 +165,7 @@ class InstanceWorker:
         self.written = 0
         self._tag: CallbackTag | None = None
         self.templates = TemplateCache(
-            store.campaigns.template,
+            store.variants.templates,
             max_campaigns=self.config.template_cache_campaigns,
             max_bytes=self.config.template_cache_bytes,
         )
@@ -405,7 +404,7 @@ class InstanceWorker:
         ids = [item.recipient_id for item in batch.items]
         status = await self._store.campaigns.status(batch.campaign_id)
         # Before any row moves: a failed read leaves them untouched, the start tried again.
-        template = await self.templates.get(batch.campaign_id)
+        template = await self.templates.templates(batch.campaign_id)
         # Fenced first, even for a held campaign: rows an earlier sender left ``sending``
         # (maybe accepted by Meta) are marked in doubt, never given back to be sent again.
         self._handing_over = job.job_id
@@ -450,7 +449,7 @@ class InstanceWorker:
         self.pipeline.submit(self._messages(job, batch, template, items))
 
     def _messages(
-        self, job: Job, batch: Batch, template: Template, items: list[BatchItem]
+        self, job: Job, batch: Batch, template: CampaignTemplates, items: list[BatchItem]
     ) -> list[OutgoingMessage]:
         """The batch's send bodies; a recipient whose message breaks a limit is settled as
         failed at once (written with the batch's other results), the others go on."""

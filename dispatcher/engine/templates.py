@@ -1,7 +1,9 @@
 """Each campaign's template as an instance actor sends it: read from Postgres once, kept.
 
-Batches carry no template (see :mod:`dispatcher.engine.batch`). A campaign's template never
-changes once the campaign exists, so a kept entry never goes stale: entries leave only to
+Batches carry no template (see :mod:`dispatcher.engine.batch`). A campaign of A/B variants
+(``dispatcher/ab``) has one template per variant, read together; each batch item names its
+recipient's variant. A campaign's templates never change once the campaign exists, so a kept
+entry never goes stale: entries leave only to
 stay within the bounds (least recently used first), or when the campaign stopped. Postgres
 is the template's one home, so a batch reclaimed, dead-lettered and retried, or routed again
 after Redis lost its data always finds it.
@@ -10,7 +12,7 @@ after Redis lost its data always finds it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,12 +22,28 @@ import orjson
 from dispatcher.engine.batch import template_from_json
 from dispatcher.meta.messages import Template
 
-Load = Callable[[UUID], Awaitable[dict[str, Any] | None]]
+Stored = dict[str, Any] | tuple[dict[str, Any], Sequence[dict[str, Any]]]
+"""A campaign's template as stored, or its template and its variants' templates."""
+Load = Callable[[UUID], Awaitable[Stored | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTemplates:
+    """A campaign's template, and its variants' (none for a campaign of one template)."""
+
+    default: Template
+    variants: tuple[Template, ...] = ()
+
+    def pick(self, variant: int | None) -> Template:
+        """The template of ``variant`` (the campaign's own when None or not one of them)."""
+        if variant is None or not 0 <= variant < len(self.variants):
+            return self.default
+        return self.variants[variant]
 
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    template: Template
+    templates: CampaignTemplates
     size_bytes: int
 
 
@@ -43,19 +61,27 @@ class TemplateCache:
 
     async def get(self, campaign_id: UUID) -> Template | None:
         """The campaign's template; None when the campaign does not exist (any more)."""
+        found = await self.templates(campaign_id)
+        return None if found is None else found.default
+
+    async def templates(self, campaign_id: UUID) -> CampaignTemplates | None:
+        """The campaign's templates; None when the campaign does not exist (any more)."""
         entry = self._entries.get(campaign_id)
         if entry is not None:
             self._entries.move_to_end(campaign_id)
-            return entry.template
+            return entry.templates
         stored = await self._load(campaign_id)
         self.loads += 1
         if stored is None:
             return None
-        template = template_from_json(stored)
+        default, variants = stored if isinstance(stored, tuple) else (stored, ())
+        templates = CampaignTemplates(
+            template_from_json(default), tuple(template_from_json(v) for v in variants)
+        )
         # Kept even when larger than the budget alone: the batch in hand needs it, and the
         # next different campaign evicts it.
-        self._add(campaign_id, _Entry(template, len(orjson.dumps(stored))))
-        return template
+        self._add(campaign_id, _Entry(templates, len(orjson.dumps(stored))))
+        return templates
 
     def forget(self, campaign_ids: Iterable[UUID]) -> None:
         """Drop the templates of campaigns that will send nothing more (cancelled, failed)."""
