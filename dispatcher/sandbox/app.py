@@ -156,8 +156,9 @@ def create_app(simulator: Simulator) -> Starlette:
                     "recipient": r,
                     "body_hash": h,
                     "status": s,
+                    "template": name,
                 }
-                for t, pid, r, h, s in records
+                for t, pid, r, h, s, name in records
             ],
         )
 

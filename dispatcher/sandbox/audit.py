@@ -27,7 +27,7 @@ class Audit:
     def __init__(self, max_records: int, throughput_window_s: float = 1.0) -> None:
         self._window_s = throughput_window_s
         self.numbers: dict[str, NumberAudit] = {}
-        self.records: deque[tuple[float, str, str, str, int]] = deque(maxlen=max_records)
+        self.records: deque[tuple[float, str, str, str, int, str]] = deque(maxlen=max_records)
         self._callback_seen: set[str] = set()
         self.duplicates: Counter[str] = Counter()
         self.faults_injected: Counter[str] = Counter()
@@ -52,10 +52,17 @@ class Audit:
         audit.window.add(now)
 
     def answered(
-        self, phone_number_id: str, recipient: str, body: bytes, status: int, now: float
+        self,
+        phone_number_id: str,
+        recipient: str,
+        body: bytes,
+        status: int,
+        now: float,
+        template: str = "",
     ) -> None:
+        """A send answered; ``template``: the name it asked for, when it got that far."""
         digest = hashlib.blake2b(body, digest_size=8).hexdigest()
-        self.records.append((now, phone_number_id, recipient, digest, status))
+        self.records.append((now, phone_number_id, recipient, digest, status, template))
 
     def accepted(self, phone_number_id: str, callback_data: str | None) -> None:
         self.number(phone_number_id).accepted += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,6 +58,13 @@ class WebhookConfig(_Model):
     read_delay_s: float = Field(default=0.5, ge=0)
     read_ratio: float = Field(default=0.5, ge=0, le=1)
     """Share of delivered messages that are also read."""
+    read_ratio_by_template: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict
+    )
+    """Template name -> its own read ratio (others use ``read_ratio``). Whether a message is
+    read is the recipient's behaviour, not Meta's: Meta only reports it, with the ``read``
+    status (Status messages webhook reference). These knobs simulate recipients who open
+    one template more often than another, as an A/B test of templates measures."""
     read_skips_delivered_ratio: float = Field(default=0.0, ge=0, le=1)
     """Share of read messages whose ``delivered`` status is never sent (read implies it)."""
     out_of_order: bool = False

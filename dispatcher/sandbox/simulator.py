@@ -241,8 +241,10 @@ class Simulator:
         if fail_code is None:
             fail_code = self._engagement_check(recipient, template_name, now)
         self.audit.accepted(phone_number_id, callback_data)
-        self.audit.answered(phone_number_id, recipient, body, 200, now)
-        self.webhooks.schedule(Accepted(number, wamid, recipient, callback_data, fail_code))
+        self.audit.answered(phone_number_id, recipient, body, 200, now, template_name)
+        self.webhooks.schedule(
+            Accepted(number, wamid, recipient, callback_data, fail_code, template_name)
+        )
         contact: JsonObject = {"input": recipient}
         if BSUID_RE.match(recipient):
             contact["user_id"] = recipient

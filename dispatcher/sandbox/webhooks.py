@@ -45,6 +45,8 @@ class Accepted:
     callback_data: str | None
     fail_code: int | None
     """Fail with this code (after ``sent``) instead of delivering."""
+    template: str = ""
+    """The template's name: its read ratio may be its own (``read_ratio_by_template``)."""
 
 
 FAILURES = {
@@ -127,7 +129,9 @@ class WebhookSender:
             self._push(now + config.delivered_delay_s, message, "failed")
             return
         delivered_at = now + config.delivered_delay_s
-        read = self._rng.random() < config.read_ratio
+        # Reads are the recipient's doing (see WebhookConfig.read_ratio_by_template).
+        ratio = config.read_ratio_by_template.get(message.template, config.read_ratio)
+        read = self._rng.random() < ratio
         read_at = now + config.read_delay_s
         if config.out_of_order and self._rng.random() < 0.5:
             delivered_at, read_at = read_at, delivered_at
