@@ -22,6 +22,7 @@ from api import (
     queue,
     recipients,
     suppressions,
+    variants,
     webhook,
 )
 from api.access_log import AccessLog
@@ -40,6 +41,7 @@ OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
     *recipients.OPERATIONS,
     *attempts.OPERATIONS,
+    *variants.OPERATIONS,
     *queue.OPERATIONS,
     *suppressions.OPERATIONS,
     *webhook.OPERATIONS,

@@ -16,6 +16,7 @@ from api.openapi import Endpoint, Operation
 from api.remote import call
 from api.schemas import CampaignIn, CampaignOut, CampaignPage, CampaignsQuery
 from api.state import AppState, app_state
+from api.variant_schemas import ab_test
 from dispatcher import operations
 from dispatcher.engine.windows import Waiting, waiting
 from dispatcher.operations import Action
@@ -75,8 +76,17 @@ async def create_campaign(request: Request) -> Response:
             f"instance_ids: no instance {missing[0]}",
             {"instance_ids": missing},
         )
-    template = given.template.stored()
-    check_campaign(template, given.recipients)
+    ab = None
+    if given.variants is not None:
+        ab = ab_test(given.variants, given.confidence, given.auto_winner)
+        for index, variant in enumerate(ab.variants):
+            check_campaign(variant.template, given.recipients, at=("variants", str(index)))
+        template = ab.variants[0].template
+    elif given.template is not None:  # the schema requires one of them
+        template = given.template.stored()
+        check_campaign(template, given.recipients)
+    else:
+        raise ApiError(422, "validation_error", "template: give template or variants")
     campaign = await operations.create_campaign(
         state.store,
         name=given.name,
@@ -91,6 +101,7 @@ async def create_campaign(request: Request) -> Response:
         retry_policy=None
         if given.retry_policy is None
         else given.retry_policy.model_dump(mode="json"),
+        ab_test=ab,
     )
     log.info(
         "campaign %s (%s) created with %d recipients, %d of them duplicates, %d invalid",

@@ -29,15 +29,20 @@ def message_problem(template: Template, variables: Variables) -> str | None:
     return None
 
 
-def check_campaign(template_json: dict[str, Any], recipients: Sequence[RecipientIn]) -> None:
+def check_campaign(
+    template_json: dict[str, Any],
+    recipients: Sequence[RecipientIn],
+    at: tuple[str, ...] = (),
+) -> None:
     """422 for a template larger than any message sent, or the first inline recipient whose
-    message breaks a limit (``recipients.N.variables``)."""
+    message breaks a limit (``recipients.N.variables``); ``at``: where the template is
+    (an A/B variant's: ``variants.N``)."""
     size = len(orjson.dumps(template_json.get("components") or []))
     if size > MAX_MESSAGE_BYTES:
         too_large = RenderLimitError(
             "the components", size, MAX_MESSAGE_BYTES, "bytes", "the dispatcher's"
         )
-        raise _invalid(["template", "components"], str(too_large))
+        raise _invalid([*at, "template", "components"], str(too_large))
     template = template_from_json(template_json)
     for index, recipient in enumerate(recipients):
         problem = message_problem(template, recipient.variables)

@@ -22,7 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from dispatcher.meta.components import Components, as_json
+from api.schema_base import Input as Input  # re-exported: api.suppressions builds on it
+from api.schema_base import TemplateIn as TemplateIn
+from api.variant_schemas import AutoWinnerIn, Confidence, VariantIn
+from dispatcher.ab.settings import MAX_VARIANTS, MIN_VARIANTS, default_label
 from dispatcher.meta.messages import BSUID_RE, E164_RE
 from dispatcher.meta.tiers import MessagingTier
 from dispatcher.retry_policy import DEFAULT_POLICY, RetryPolicy
@@ -64,12 +67,6 @@ Variables = (
     Annotated[dict[Key, Text], Field(max_length=MAX_VARIABLES)]
     | Annotated[list[Text], Field(max_length=MAX_VARIABLES)]
 )
-
-
-class Input(BaseModel):
-    """A request body: unknown fields are refused (a typo is not silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Query(BaseModel):
@@ -170,27 +167,6 @@ class InstancesQuery(Query):
 # -- campaigns ----------------------------------------------------------------------------
 
 
-class TemplateIn(Input):
-    """A message template as approved in WhatsApp Manager."""
-
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,512}$")]
-    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")]
-    components: Components = Field(
-        default_factory=list,
-        description="Meta's template components, as the Cloud API's send takes them "
-        "(dispatcher/meta/components.py); ``{{name}}`` placeholders are filled from a "
-        "recipient's variables when they are an object.",
-    )
-
-    def stored(self) -> dict[str, Any]:
-        """As the campaign keeps it: Meta's shape, fields not given left out."""
-        return {
-            "name": self.name,
-            "language": self.language,
-            "components": as_json(self.components),
-        }
-
-
 class RecipientIn(Input):
     """One recipient: a ``phone`` (E.164) or a ``user_id`` (BSUID), exactly one."""
 
@@ -217,7 +193,7 @@ class CampaignIn(Input):
 
     name: Name
     instance_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_INSTANCES_PER_CAMPAIGN)]
-    template: TemplateIn
+    template: TemplateIn | None = Field(default=None, description="Give this or variants.")
     recipients: Annotated[list[RecipientIn], Field(max_length=MAX_INLINE_RECIPIENTS)] = Field(
         default_factory=list,
         description=f"At most {MAX_INLINE_RECIPIENTS:,} inline; append more with "
@@ -249,6 +225,41 @@ class CampaignIn(Input):
         default=None,
         description="At most this many messages a minute, whatever its numbers' throughput.",
     )
+
+    variants: (
+        Annotated[list[VariantIn], Field(min_length=MIN_VARIANTS, max_length=MAX_VARIANTS)] | None
+    ) = Field(
+        default=None,
+        validate_default=True,
+        description="An A/B test of templates instead of one template: each recipient gets "
+        "one variant, by weight, the same on every retry (README, A/B variants).",
+    )
+    confidence: Confidence | None = Field(
+        default=None, description="Of the variants' read-rate intervals (default 0.95)."
+    )
+    auto_winner: AutoWinnerIn | None = None
+
+    @field_validator("variants")
+    @classmethod
+    def _template_or_variants(
+        cls, value: list[VariantIn] | None, info: ValidationInfo
+    ) -> list[VariantIn] | None:
+        if "template" not in info.data:  # the template itself was invalid: said already
+            return value
+        if (value is None) == (info.data["template"] is None):
+            raise ValueError("give either template or variants (2 or more), not both")
+        if value is not None:
+            labels = [v.label or default_label(i) for i, v in enumerate(value)]
+            if len(set(labels)) != len(labels):
+                raise ValueError("variant labels must be distinct")
+        return value
+
+    @field_validator("confidence", "auto_winner")
+    @classmethod
+    def _only_with_variants(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("variants") is None:
+            raise ValueError("only for a campaign of variants")
+        return value
 
     @field_validator("scheduled_at")
     @classmethod
@@ -331,6 +342,12 @@ class CampaignOut(BaseModel):
     @classmethod
     def _default_policy(cls, value: Any) -> Any:
         return DEFAULT_POLICY if value is None else value
+
+    ab_test: dict[str, Any] | None = Field(
+        default=None,
+        description="Its A/B variants and settings (template is then the first variant's); "
+        "their counters: GET /campaigns/{id}/variants.",
+    )
 
 
 _STATUSES = frozenset(status.value for status in CampaignStatus)

@@ -29,6 +29,7 @@ from rich.table import Table
 from dispatcher import cli_attempts
 from dispatcher.api_client import ApiClient
 from dispatcher.cli_ops import api_arguments, client, console, err_console, num, print_json
+from dispatcher.cli_variants import variant_table, winner_line
 from dispatcher.errors import ConfigError, ServiceError
 from dispatcher.store.campaigns import FINAL
 from dispatcher.store.models import CampaignStatus, RecipientStatus
@@ -81,8 +82,11 @@ CAMPAIGN_COUNTERS = (
 def _show(args: argparse.Namespace) -> int:
     with client(args) as api:
         shown = api.get(f"/campaigns/{args.campaign_id}")
+        variants = (
+            api.get(f"/campaigns/{args.campaign_id}/variants") if shown.get("ab_test") else None
+        )
     if args.json:
-        print_json(shown)
+        print_json(shown if variants is None else {**shown, "variants": variants})
         return 0
     table = Table(title=f"Campaign '{shown['name']}' ({shown['id']}): {shown['status']}")
     table.add_column("counter")
@@ -110,6 +114,9 @@ def _show(args: argparse.Namespace) -> int:
             "invalid: phones in no numbering plan (an unassigned area code, a wrong length); "
             "kept, never sent (listed by: dispatcher campaign recipients ID --status invalid)"
         )
+    if variants is not None:
+        console.print(variant_table(variants))
+        console.print(winner_line(variants))
     return 0
 
 

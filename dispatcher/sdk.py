@@ -8,6 +8,10 @@ with Dispatcher.connect() as d:           # a local deployment, or address="ray:
                                  [number.id], [{"phone": "+5511999990001"}])
     d.send(campaign.id)
     d.wait(campaign.id)                   # a live progress bar
+
+An A/B test of templates: ``d.create_campaign("promo", None, [number.id], recipients,
+variants=[{"template": a, "weight": 1}, {"template": b, "weight": 1}],
+auto_winner={"min_sends_per_variant": 1000})``, then ``d.variants(campaign.id)``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +31,8 @@ from ray.exceptions import GetTimeoutError, RayError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dispatcher import operations
+from dispatcher.ab.report import VariantReport
+from dispatcher.ab.settings import ab_test_from
 from dispatcher.config import Settings, load_settings
 from dispatcher.deployment import COORDINATOR_NAME, NAMESPACE, Deployment
 from dispatcher.engine.config import EngineConfig
@@ -154,7 +160,7 @@ class Dispatcher:
     def create_campaign(
         self,
         name: str,
-        template: Mapping[str, Any],
+        template: Mapping[str, Any] | None,
         instance_ids: Iterable[UUID],
         recipients: Iterable[NewRecipient | Mapping[str, Any]] = (),
         *,
@@ -163,18 +169,36 @@ class Dispatcher:
         expires_at: datetime | None = None,
         max_per_minute: int | None = None,
         retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
+        variants: Sequence[Mapping[str, Any]] | None = None,
+        confidence: float | None = None,
+        auto_winner: Mapping[str, Any] | None = None,
     ) -> Campaign:
         """A draft campaign; recipients are streamed, never held whole in memory.
         ``send_window``, ``expires_at``, ``max_per_minute``: validated as the API does
         (README, "Send windows"); a ValidationError names the field. ``retry_policy``: its
         automatic retries (None: the default policy; README, "Automatic retry"), validated
-        the same way."""
+        the same way.
+
+        ``variants`` instead of ``template``: an A/B test, each ``{"template", "weight",
+        "label"}`` (2 to 10); ``confidence`` of the read rates' intervals (0.95);
+        ``auto_winner``: ``{"min_sends_per_variant", "confidence"}`` (README, A/B variants).
+        A ``ValueError`` names the setting that is wrong."""
         window = None if send_window is None else SendWindowIn.model_validate(send_window)
         if expires_at is not None:
             expires_at = check_expiry(expires_at, scheduled_at, datetime.now(UTC))
         if max_per_minute is not None and not 1 <= max_per_minute <= MAX_PER_MINUTE:
             raise ValueError(f"max_per_minute: from 1 to {MAX_PER_MINUTE:,}")
         policy = None if retry_policy is None else RetryPolicy.model_validate(retry_policy)
+        ab = None
+        if variants is not None:
+            if template is not None:
+                raise ValueError("template: give either template or variants, not both")
+            ab = ab_test_from(variants, confidence, auto_winner)
+            template = ab.variants[0].template
+        elif template is None:
+            raise ValueError("template: give either template or variants")
+        elif confidence is not None or auto_winner is not None:
+            raise ValueError("confidence, auto_winner: only for a campaign of variants")
         return self._run(
             operations.create_campaign(
                 self._get_store(),
@@ -187,12 +211,20 @@ class Dispatcher:
                 expires_at=expires_at,
                 max_per_minute=max_per_minute,
                 retry_policy=None if policy is None else policy.model_dump(mode="json"),
+                ab_test=ab,
             )
         )
 
     def attempts(self, recipient_id: int) -> list[Attempt]:
         """A recipient's attempts, first to current, each with its wamid and error code."""
         return self._run(self._get_store().attempts.of_recipient(recipient_id))
+
+    def variants(self, campaign_id: UUID) -> VariantReport | None:
+        """An A/B campaign's variants: counters, read rate and interval, the winner once
+        decided (``.to_json()`` as the API shows it); None for a campaign of one template."""
+        if self._run(self._get_store().campaigns.get(campaign_id)) is None:
+            raise operations.NotFoundError("campaign", campaign_id)
+        return self._run(self._get_store().variants.report(campaign_id))
 
     def add_recipients(
         self, campaign_id: UUID, recipients: Iterable[NewRecipient | Mapping[str, Any]]

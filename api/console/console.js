@@ -193,6 +193,45 @@
     refresh();
   }
 
+  // -- A/B variants: one row per variant of the campaigns listed that have some --------------
+
+  const MAX_AB_CAMPAIGNS = 10;
+  const pct = (rate) => (rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`);
+
+  async function variantRows(campaigns) {
+    const ab = campaigns.filter((c) => c.ab_test).slice(0, MAX_AB_CAMPAIGNS);
+    const reports = await Promise.all(
+      ab.map((c) => api("GET", `/campaigns/${encodeURIComponent(c.id)}/variants`)),
+    );
+    return ab.flatMap((c, i) => reports[i].variants.map((v) => [c, reports[i], v]));
+  }
+
+  function updateVariant(tr, [c, report, v]) {
+    const w = report.winner;
+    const decided = w && w.variant === v.variant
+      ? [badge("winner"), small(`z ${w.z.toFixed(2)}, p ${w.p_value.toPrecision(2)}, ${new Date(w.decided_at).toLocaleTimeString()}`)]
+      : w ? "–" : report.auto_winner ? small("deciding") : "–";
+    fill(tr, [
+      [c.name, small(short(c.id))],
+      v.label,
+      v.template.name,
+      num(v.weight),
+      num(v.pending),
+      num(v.sent),
+      num(v.read),
+      num(v.failed),
+      pct(v.read_rate),
+      `${pct(v.read_rate_low)} – ${pct(v.read_rate_high)} (${Math.round(report.confidence * 100)}%)`,
+      decided,
+    ]);
+    const fields = ["campaign", "variant", "template", "weight", "pending", "sent", "read",
+      "failed", "read_rate", "interval", "winner"];
+    fields.forEach((field, i) => {
+      tr.children[i].dataset.field = field;
+      if (i >= 3 && i <= 9) tr.children[i].className = "num";
+    });
+  }
+
   // -- instances, portfolios, queues --------------------------------------------------------
 
   function updateInstance(tr, s) {
@@ -349,6 +388,10 @@
     }
     const errors = [campaigns, stats, instances].filter((r) => r.status === "rejected");
     if (errors.length) throw errors[0].reason;
+    // Last: its own calls, one per A/B campaign listed, never hold the other tables back.
+    sync($("variants").tBodies[0], await variantRows(campaigns.value.rows),
+      ([c, , v]) => `${c.id}/${v.variant}`, () => blankRow(11), updateVariant,
+      "No A/B campaigns");
   }
 
   async function loop(mine) {

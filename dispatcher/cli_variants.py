@@ -1,0 +1,64 @@
+"""An A/B campaign's variants as ``dispatcher campaign show`` prints them: counters, read
+rate with its interval, and the winner with the figures it was decided on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from dispatcher.cli_ops import num
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def variant_table(report: dict[str, Any]) -> Table:
+    """One row per variant of ``GET /campaigns/{id}/variants``."""
+    confidence = report["confidence"]
+    table = Table(title=f"Variants (read rate = read / sent; interval at {confidence:.0%})")
+    for column in ("variant", "template", "weight", "pending", "sent", "delivered", "read"):
+        table.add_column(column, justify="left" if column in {"variant", "template"} else "right")
+    table.add_column("failed", justify="right")
+    table.add_column("read rate", justify="right")
+    table.add_column("interval", justify="right")
+    for line in report["variants"]:
+        label = f"{line['label']} (winner)" if line["winner"] else line["label"]
+        table.add_row(
+            label,
+            str(line["template"].get("name", "")),
+            f"{line['weight']:g}",
+            num(line["pending"]),
+            num(line["sent"]),
+            num(line["delivered"]),
+            num(line["read"]),
+            num(line["failed"]),
+            _rate(line["read_rate"]),
+            f"{_rate(line['read_rate_low'])} - {_rate(line['read_rate_high'])}",
+        )
+    return table
+
+
+def winner_line(report: dict[str, Any]) -> str:
+    """What was decided, when, and on which figures; or how a winner will be decided."""
+    winner = report.get("winner")
+    auto = report.get("auto_winner")
+    if winner is None:
+        if auto is None:
+            return "winner: none (no automatic winner set)"
+        return (
+            f"winner: not yet (automatic after {auto['min_sends_per_variant']:,} sends per "
+            f"variant, at {auto['confidence']:.0%} confidence)"
+        )
+    figures = winner["figures"]
+    label = figures["variants"][winner["variant"]]["label"]
+    arms = ", ".join(
+        f"{v['label']} {v['read']:,}/{v['sent']:,} = {_rate(v['read_rate'])}"
+        for v in figures["variants"]
+    )
+    return (
+        f"winner: {label}, decided at {winner['decided_at']} (z {winner['z']:.2f}, one-sided "
+        f"p {winner['p_value']:.2g} at {figures['confidence']:.0%}) on {arms}; the rest of "
+        "the campaign gets its template"
+    )
