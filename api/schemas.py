@@ -193,7 +193,21 @@ class CampaignIn(Input):
 
     name: Name
     instance_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_INSTANCES_PER_CAMPAIGN)]
-    template: TemplateIn | None = Field(default=None, description="Give this or variants.")
+    variants: (
+        Annotated[list[VariantIn], Field(min_length=MIN_VARIANTS, max_length=MAX_VARIANTS)] | None
+    ) = Field(
+        default=None,
+        description="An A/B test of templates instead of one template: each recipient gets "
+        "one variant, by weight, the same on every retry (README, A/B variants).",
+    )
+    confidence: Confidence | None = Field(
+        default=None, description="Of the variants' read-rate intervals (default 0.95)."
+    )
+    auto_winner: AutoWinnerIn | None = None
+    # After variants: its check sees them (a 422 then names template, as before variants).
+    template: TemplateIn | None = Field(
+        default=None, validate_default=True, description="Give this or variants."
+    )
     recipients: Annotated[list[RecipientIn], Field(max_length=MAX_INLINE_RECIPIENTS)] = Field(
         default_factory=list,
         description=f"At most {MAX_INLINE_RECIPIENTS:,} inline; append more with "
@@ -226,28 +240,20 @@ class CampaignIn(Input):
         description="At most this many messages a minute, whatever its numbers' throughput.",
     )
 
-    variants: (
-        Annotated[list[VariantIn], Field(min_length=MIN_VARIANTS, max_length=MAX_VARIANTS)] | None
-    ) = Field(
-        default=None,
-        validate_default=True,
-        description="An A/B test of templates instead of one template: each recipient gets "
-        "one variant, by weight, the same on every retry (README, A/B variants).",
-    )
-    confidence: Confidence | None = Field(
-        default=None, description="Of the variants' read-rate intervals (default 0.95)."
-    )
-    auto_winner: AutoWinnerIn | None = None
+    @field_validator("template")
+    @classmethod
+    def _template_or_variants(
+        cls, value: TemplateIn | None, info: ValidationInfo
+    ) -> TemplateIn | None:
+        if "variants" not in info.data:  # the variants themselves were invalid: said already
+            return value
+        if (value is None) == (info.data["variants"] is None):
+            raise ValueError("give either template or variants (2 or more), not both")
+        return value
 
     @field_validator("variants")
     @classmethod
-    def _template_or_variants(
-        cls, value: list[VariantIn] | None, info: ValidationInfo
-    ) -> list[VariantIn] | None:
-        if "template" not in info.data:  # the template itself was invalid: said already
-            return value
-        if (value is None) == (info.data["template"] is None):
-            raise ValueError("give either template or variants (2 or more), not both")
+    def _distinct_labels(cls, value: list[VariantIn] | None) -> list[VariantIn] | None:
         if value is not None:
             labels = [v.label or default_label(i) for i, v in enumerate(value)]
             if len(set(labels)) != len(labels):
@@ -257,7 +263,7 @@ class CampaignIn(Input):
     @field_validator("confidence", "auto_winner")
     @classmethod
     def _only_with_variants(cls, value: object, info: ValidationInfo) -> object:
-        if value is not None and info.data.get("variants") is None:
+        if value is not None and "variants" in info.data and info.data["variants"] is None:
             raise ValueError("only for a campaign of variants")
         return value
 

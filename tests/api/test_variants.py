@@ -23,8 +23,8 @@ def _body(idle_instance: str, **fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fields", "where"),
     [
-        ({"template": TEMPLATE, "variants": TWO}, "variants"),
-        ({}, "variants"),
+        ({"template": TEMPLATE, "variants": TWO}, "template"),
+        ({}, "template"),
         ({"variants": TWO[:1]}, "variants"),
         ({"variants": [{"template": A, "label": f"v{i}"} for i in range(11)]}, "variants"),
         ({"variants": [{"template": A, "weight": 0}, TWO[1]]}, "variants.0.weight"),

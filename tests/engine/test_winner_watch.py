@@ -1,0 +1,92 @@
+"""The coordinator's automatic winner over the real Postgres: decided on the counters, recorded
+once, and a second coordinator (a restart, a standby taking over) decides nothing again."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+
+from dispatcher import operations
+from dispatcher.ab.settings import AbTest, AutoWinner, Variant
+from dispatcher.engine.winner_watch import WinnerWatch
+from dispatcher.store import Store
+from dispatcher.store.models import (
+    Campaign,
+    CampaignStatus,
+    NewRecipient,
+    RecipientStatus,
+    SendOutcome,
+    SendResult,
+    StatusUpdate,
+)
+from tests.clock import FakeClock
+
+A = {"name": "promo_a", "language": "en_US", "components": []}
+B = {"name": "promo_b", "language": "en_US", "components": []}
+AB = AbTest((Variant("A", 1, A), Variant("B", 1, B)), auto_winner=AutoWinner(30, 0.95))
+
+
+async def _sent(store: Store, reads: dict[int, float]) -> Campaign:
+    """A running A/B campaign of 200, 100 of them sent; of variant v's, ``reads[v]`` read."""
+    tag = uuid.uuid4().hex[:10]
+    instance = await store.instances.upsert(f"pn-{tag}", f"biz-{tag}", f"token-{tag}")
+    campaign = await operations.create_campaign(
+        store,
+        name=tag,
+        template=A,
+        instance_ids=[instance.id],
+        recipients=[NewRecipient(phone=f"+5511{i:09d}") for i in range(200)],
+        ab_test=AB,
+    )
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
+    claim = await store.recipients.claim_pending(campaign.id, 100)
+    assert claim is not None
+    ids = await store.recipients.mark_sending(
+        claim.claim_id, [r.id for r in claim.recipients], instance.id
+    )
+    now = datetime.now(UTC)
+    await store.outcomes.apply_results(
+        [SendResult(i, SendOutcome.SENT, now, instance.id, 1, f"wamid.{tag}.{i}") for i in ids]
+    )
+    by_variant: dict[int, list[int]] = {}
+    for r in claim.recipients:
+        by_variant.setdefault(r.variant or 0, []).append(r.id)
+    read = [i for v, rows in by_variant.items() for i in rows[: int(len(rows) * reads[v])]]
+    await store.outcomes.apply_statuses(
+        [StatusUpdate(RecipientStatus.READ, now, wamid=f"wamid.{tag}.{i}") for i in read]
+    )
+    fresh = await store.campaigns.get(campaign.id)
+    assert fresh is not None
+    return fresh
+
+
+async def test_a_winner_is_recorded_once_whoever_judges(store: Store) -> None:
+    campaign = await _sent(store, {0: 0.2, 1: 0.8})
+    clock = FakeClock()
+    first = WinnerWatch(store, interval_s=1.0, clock=clock)
+    assert first.due()
+    recorded = await first.check([campaign])
+    assert recorded[campaign.id].variant == 1
+    assert not first.due()
+    clock.advance(1.0)
+    assert first.due()
+    assert await first.check([campaign]) == {}  # known decided: not even asked
+    standby = WinnerWatch(store, interval_s=1.0)  # a restarted or standby coordinator
+    assert await standby.check([campaign]) == {}
+    assert standby.decisions == 0
+    winner = await store.variants.winner(campaign.id)
+    assert winner == recorded[campaign.id]
+    assert [v["label"] for v in winner.figures["variants"]] == ["A", "B"]
+
+
+async def test_no_winner_without_a_difference_or_without_the_setting(store: Store) -> None:
+    even = await _sent(store, {0: 0.5, 1: 0.5})
+    watch = WinnerWatch(store, interval_s=0.0)
+    assert await watch.check([even]) == {}
+    assert await store.variants.winner(even.id) is None
+    manual = await _sent(store, {0: 0.0, 1: 1.0})
+    assert manual.ab_test is not None
+    settings = {**manual.ab_test, "auto_winner": None}
+    assert await watch.check([dataclasses.replace(manual, ab_test=settings)]) == {}
+    assert await store.variants.winner(manual.id) is None
