@@ -27,7 +27,7 @@ def variant_table(report: dict[str, Any]) -> Table:
         )
     table.add_row("template", *(str(line["template"].get("name", "")) for line in lines))
     table.add_row("weight", *(f"{line['weight']:g}" for line in lines))
-    for counter in ("pending", "sent", "delivered", "read", "failed"):
+    for counter in ("sent", "delivered", "read", "failed"):
         table.add_row(counter, *(num(line[counter]) for line in lines))
     table.add_row("read rate", *(_rate(line["read_rate"]) for line in lines))
     table.add_row(

@@ -216,15 +216,15 @@
       v.label,
       v.template.name,
       num(v.weight),
-      num(v.pending),
       num(v.sent),
+      num(v.delivered),
       num(v.read),
       num(v.failed),
       pct(v.read_rate),
       `${pct(v.read_rate_low)} – ${pct(v.read_rate_high)} (${Math.round(report.confidence * 100)}%)`,
       decided,
     ]);
-    const fields = ["campaign", "variant", "template", "weight", "pending", "sent", "read",
+    const fields = ["campaign", "variant", "template", "weight", "sent", "delivered", "read",
       "failed", "read_rate", "interval", "winner"];
     fields.forEach((field, i) => {
       tr.children[i].dataset.field = field;

@@ -18,7 +18,6 @@ class VariantCounts:
     """One variant's counters, kept by the database (migration 0016)."""
 
     variant: int
-    pending: int = 0
     sent: int = 0
     delivered: int = 0
     read: int = 0
@@ -38,7 +37,6 @@ class VariantLine:
     label: str
     weight: float
     template: dict[str, Any]
-    pending: int
     sent: int
     delivered: int
     read: int
@@ -80,7 +78,6 @@ def build(ab: AbTest, counts: Sequence[VariantCounts], winner: Winner | None) ->
                 label=variant.label,
                 weight=variant.weight,
                 template=variant.template,
-                pending=c.pending,
                 sent=c.sent,
                 delivered=c.delivered,
                 read=c.read,

@@ -28,9 +28,7 @@ def _winner(row: Mapping[str, Any]) -> Winner:
 
 
 def _counts(row: Mapping[str, Any]) -> VariantCounts:
-    return VariantCounts(
-        row["variant"], row["pending"], row["sent"], row["delivered"], row["read"], row["failed"]
-    )
+    return VariantCounts(row["variant"], row["sent"], row["delivered"], row["read"], row["failed"])
 
 
 async def variant_picker(conn: asyncpg.Connection, campaign_id: UUID) -> VariantPicker | None:

@@ -48,8 +48,5 @@ async def test_the_console_lists_an_ab_campaigns_variants(
             assert await row.locator('td[data-field="sent"]').inner_text() == "0"
             assert await row.locator('td[data-field="read_rate"]').inner_text() == "\u2013"
             assert await row.locator('td[data-field="winner"]').inner_text() == "deciding"
-        pending = page.locator('#variants td[data-field="pending"]')
-        shown = [int(text.replace(",", "")) for text in await pending.all_inner_texts()]
-        assert sum(shown) >= 30  # other tests' A/B campaigns may be listed too
         assert errors == []
         await browser.close()

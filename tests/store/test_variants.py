@@ -42,21 +42,32 @@ async def _ab_campaign(store: Store, recipients: list[NewRecipient]) -> Campaign
 
 
 async def _recount(store: Store, campaign_id: uuid.UUID) -> list[VariantCounts]:
-    """Per-variant counters recounted from the rows: what the triggers must keep."""
+    """Per-variant counters recounted from the rows: what the trigger must keep (a variant
+    none of whose rows was ever sent or failed has no counters)."""
     rows = await store.pool.fetch(
         """
         SELECT variant,
-               count(*) FILTER (WHERE status = 'pending') AS pending,
                count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
                count(*) FILTER (WHERE status IN ('delivered', 'read')) AS delivered,
                count(*) FILTER (WHERE status = 'read') AS read,
                count(*) FILTER (WHERE status = 'failed') AS failed
         FROM whatsapp_campaign_recipients WHERE campaign_id = $1
-        GROUP BY variant ORDER BY variant
+        GROUP BY variant
+        HAVING count(*) FILTER (WHERE sent_at IS NOT NULL OR status = 'failed') > 0
+        ORDER BY variant
         """,
         campaign_id,
     )
     return [VariantCounts(**dict(row)) for row in rows]
+
+
+async def _send(store: Store, campaign: Campaign, claim_id: int, ids: list[int]) -> None:
+    instance_id = campaign.instance_ids[0]
+    moved = await store.recipients.mark_sending(claim_id, ids, instance_id)
+    now = datetime.now(UTC)
+    await store.outcomes.apply_results(
+        [SendResult(i, SendOutcome.SENT, now, instance_id, 1, f"wamid.{i}") for i in moved]
+    )
 
 
 async def _assert_exact(store: Store, campaign_id: uuid.UUID) -> list[VariantCounts]:
@@ -82,11 +93,9 @@ async def test_each_row_gets_its_variant_by_weight_at_create_and_append(store: S
     )
     assert len(rows) == 2_504
     assert all(row["variant"] == picker.pick_text(row["address"]) for row in rows)
-    counts = await _assert_exact(store, campaign.id)
-    assert [c.pending for c in counts] == [
-        sum(1 for r in rows if r["variant"] == v and r["status"] == "pending") for v in (0, 1)
-    ]
-    assert 0.22 < counts[0].pending / 2_501 < 0.28  # weights 1:3
+    assert await _assert_exact(store, campaign.id) == []  # nothing sent: no counters yet
+    unique = [r for r in rows if r["status"] == "pending"]
+    assert 0.22 < sum(r["variant"] == 0 for r in unique) / len(unique) < 0.28  # weights 1:3
 
 
 async def test_a_campaign_of_one_template_writes_no_variant(store: Store) -> None:
@@ -146,6 +155,9 @@ async def test_claims_after_the_winner_get_its_template_and_it_is_recorded_once(
     before = await store.recipients.claim_pending(campaign.id, 100)
     assert before is not None
     assert {r.variant for r in before.recipients} == {0, 1}
+    # Ten of variant B's claimed rows go out before the decision.
+    early = [r.id for r in before.recipients if r.variant == 1][:10]
+    await _send(store, campaign, before.claim_id, early)
     first = Decision(0, 2.5, 0.006, {"variants": []})
     winner, added = await store.variants.record_winner(campaign.id, first)
     assert (winner.variant, added) == (0, True)
@@ -156,10 +168,11 @@ async def test_claims_after_the_winner_get_its_template_and_it_is_recorded_once(
     after = []
     while (claim := await store.recipients.claim_pending(campaign.id, 100)) is not None:
         after.extend(claim.recipients)
-    assert len(after) == 400
+        await _send(store, campaign, claim.claim_id, [r.id for r in claim.recipients])
+    assert len(after) == 390
     assert {r.variant for r in after} == {0}
     counts = await _assert_exact(store, campaign.id)
-    assert [c.pending for c in counts] == [0, 0]
+    assert [(c.variant, c.sent) for c in counts] == [(0, 390), (1, 10)]
     report = await store.variants.report(campaign.id)
     assert report is not None
     assert report.winner is not None
