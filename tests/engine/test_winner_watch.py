@@ -4,57 +4,33 @@ once, and a second coordinator (a restart, a standby taking over) decides nothin
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from datetime import UTC, datetime
 
-from dispatcher import operations
 from dispatcher.ab.settings import AbTest, AutoWinner, Variant
 from dispatcher.engine.winner_watch import WinnerWatch
 from dispatcher.store import Store
-from dispatcher.store.models import (
-    Campaign,
-    CampaignStatus,
-    NewRecipient,
-    RecipientStatus,
-    SendOutcome,
-    SendResult,
-    StatusUpdate,
-)
+from dispatcher.store.models import Campaign, CampaignStatus, RecipientStatus, StatusUpdate
 from tests.clock import FakeClock
+from tests.store.conftest import phones
+from tests.store.test_variants import A, B, ab_campaign, send_claimed
 
-A = {"name": "promo_a", "language": "en_US", "components": []}
-B = {"name": "promo_b", "language": "en_US", "components": []}
-AB = AbTest((Variant("A", 1, A), Variant("B", 1, B)), auto_winner=AutoWinner(30, 0.95))
+EVEN = AbTest((Variant("A", 1, A), Variant("B", 1, B)), auto_winner=AutoWinner(30, 0.95))
 
 
 async def _sent(store: Store, reads: dict[int, float]) -> Campaign:
     """A running A/B campaign of 200, 100 of them sent; of variant v's, ``reads[v]`` read."""
-    tag = uuid.uuid4().hex[:10]
-    instance = await store.instances.upsert(f"pn-{tag}", f"biz-{tag}", f"token-{tag}")
-    campaign = await operations.create_campaign(
-        store,
-        name=tag,
-        template=A,
-        instance_ids=[instance.id],
-        recipients=[NewRecipient(phone=f"+5511{i:09d}") for i in range(200)],
-        ab_test=AB,
-    )
+    campaign = await ab_campaign(store, phones(200), EVEN)
     assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
     claim = await store.recipients.claim_pending(campaign.id, 100)
     assert claim is not None
-    ids = await store.recipients.mark_sending(
-        claim.claim_id, [r.id for r in claim.recipients], instance.id
-    )
-    now = datetime.now(UTC)
-    await store.outcomes.apply_results(
-        [SendResult(i, SendOutcome.SENT, now, instance.id, 1, f"wamid.{tag}.{i}") for i in ids]
-    )
+    await send_claimed(store, campaign, claim.claim_id, [r.id for r in claim.recipients])
     by_variant: dict[int, list[int]] = {}
     for r in claim.recipients:
         by_variant.setdefault(r.variant or 0, []).append(r.id)
     read = [i for v, rows in by_variant.items() for i in rows[: int(len(rows) * reads[v])]]
+    now = datetime.now(UTC)
     await store.outcomes.apply_statuses(
-        [StatusUpdate(RecipientStatus.READ, now, wamid=f"wamid.{tag}.{i}") for i in read]
+        [StatusUpdate(RecipientStatus.READ, now, wamid=f"wamid.{i}") for i in read]
     )
     fresh = await store.campaigns.get(campaign.id)
     assert fresh is not None

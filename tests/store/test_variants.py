@@ -28,7 +28,7 @@ B = {"name": "promo_b", "language": "en_US", "components": []}
 AB = AbTest((Variant("A", 1, A), Variant("B", 3, B)), auto_winner=AutoWinner(10, 0.95))
 
 
-async def _ab_campaign(store: Store, recipients: list[NewRecipient]) -> Campaign:
+async def ab_campaign(store: Store, recipients: list[NewRecipient], ab: AbTest = AB) -> Campaign:
     tag = uuid.uuid4().hex[:10]
     instance = await store.instances.upsert(f"pn-{tag}", f"biz-{tag}", f"token-{tag}")
     return await operations.create_campaign(
@@ -37,7 +37,7 @@ async def _ab_campaign(store: Store, recipients: list[NewRecipient]) -> Campaign
         template=A,
         instance_ids=[instance.id],
         recipients=recipients,
-        ab_test=AB,
+        ab_test=ab,
     )
 
 
@@ -61,7 +61,7 @@ async def _recount(store: Store, campaign_id: uuid.UUID) -> list[VariantCounts]:
     return [VariantCounts(**dict(row)) for row in rows]
 
 
-async def _send(store: Store, campaign: Campaign, claim_id: int, ids: list[int]) -> None:
+async def send_claimed(store: Store, campaign: Campaign, claim_id: int, ids: list[int]) -> None:
     instance_id = campaign.instance_ids[0]
     moved = await store.recipients.mark_sending(claim_id, ids, instance_id)
     now = datetime.now(UTC)
@@ -82,7 +82,7 @@ async def _assert_exact(store: Store, campaign_id: uuid.UUID) -> list[VariantCou
 
 
 async def test_each_row_gets_its_variant_by_weight_at_create_and_append(store: Store) -> None:
-    campaign = await _ab_campaign(store, [*phones(2_000), NewRecipient(phone="+5511900000001")])
+    campaign = await ab_campaign(store, [*phones(2_000), NewRecipient(phone="+5511900000001")])
     more = await store.recipients.ingest(campaign.id, [*phones(500, start=2_000), *phones(3)])
     assert more.duplicates == 3
     picker = VariantPicker(campaign.id, AB.weights)
@@ -118,7 +118,7 @@ async def test_a_campaign_of_one_template_writes_no_variant(store: Store) -> Non
 
 
 async def test_counters_follow_sends_reads_and_failures_per_variant(store: Store) -> None:
-    campaign = await _ab_campaign(store, phones(200))
+    campaign = await ab_campaign(store, phones(200))
     assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
     claim = await store.recipients.claim_pending(campaign.id, 120)
     assert claim is not None
@@ -150,14 +150,14 @@ async def test_counters_follow_sends_reads_and_failures_per_variant(store: Store
 async def test_claims_after_the_winner_get_its_template_and_it_is_recorded_once(
     store: Store,
 ) -> None:
-    campaign = await _ab_campaign(store, phones(400))
+    campaign = await ab_campaign(store, phones(400))
     assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
     before = await store.recipients.claim_pending(campaign.id, 100)
     assert before is not None
     assert {r.variant for r in before.recipients} == {0, 1}
     # Ten of variant B's claimed rows go out before the decision.
     early = [r.id for r in before.recipients if r.variant == 1][:10]
-    await _send(store, campaign, before.claim_id, early)
+    await send_claimed(store, campaign, before.claim_id, early)
     first = Decision(0, 2.5, 0.006, {"variants": []})
     winner, added = await store.variants.record_winner(campaign.id, first)
     assert (winner.variant, added) == (0, True)
@@ -168,7 +168,7 @@ async def test_claims_after_the_winner_get_its_template_and_it_is_recorded_once(
     after = []
     while (claim := await store.recipients.claim_pending(campaign.id, 100)) is not None:
         after.extend(claim.recipients)
-        await _send(store, campaign, claim.claim_id, [r.id for r in claim.recipients])
+        await send_claimed(store, campaign, claim.claim_id, [r.id for r in claim.recipients])
     assert len(after) == 390
     assert {r.variant for r in after} == {0}
     counts = await _assert_exact(store, campaign.id)
@@ -181,7 +181,7 @@ async def test_claims_after_the_winner_get_its_template_and_it_is_recorded_once(
 
 
 async def test_a_template_hold_reaches_every_variant(store: Store) -> None:
-    campaign = await _ab_campaign(store, phones(5))
+    campaign = await ab_campaign(store, phones(5))
     assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
     held = await store.campaigns.hold_template("promo_b", "en_US", "paused")
     assert campaign.id in held
