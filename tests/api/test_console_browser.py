@@ -2,7 +2,7 @@
 token, watch a running campaign's progress move, pause it from the page; an old campaign still
 to act on stays listed, read with two calls a second; a campaign in both listings shows once,
 newest first by time, and a cut listing says so; the progress label reads on the bar whatever
-its fill.
+its fill; an A/B campaign's variants are listed.
 
 Without a chromium (or Playwright) these tests skip; with ``DISPATCHER_REQUIRE_BROWSER=1``
 (CI sets it where it installed chromium) they fail instead, so a browser that went missing
@@ -270,3 +270,44 @@ def test_a_missing_browser_fails_where_one_is_required(monkeypatch: pytest.Monke
     monkeypatch.delenv(REQUIRE_BROWSER)
     with pytest.raises(pytest.skip.Exception, match="no chromium"):
         no_browser("no chromium")
+
+
+AB_VARIANTS = [
+    {"template": {"name": "promo_a", "language": "en_US"}, "label": "short"},
+    {"template": {"name": "promo_b", "language": "en_US"}, "weight": 3, "label": "long"},
+]
+
+
+@pytest.mark.timeout(120)
+async def test_an_ab_campaigns_variants_are_listed_one_row_each(
+    api: httpx.AsyncClient, idle_instance: str, page: Page
+) -> None:
+    campaign = await create_campaign(
+        api,
+        [idle_instance],
+        phones(30),
+        template=None,
+        variants=AB_VARIANTS,
+        auto_winner={"min_sends_per_variant": 100},
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await sign_in(page)
+    for index, (label, template, weight) in enumerate(
+        (("short", "promo_a", "1"), ("long", "promo_b", "3"))
+    ):
+        row = page.locator(f'#variants tr[data-key="{campaign["id"]}/{index}"]')
+        await row.wait_for(timeout=15_000)
+        shown = {
+            field: await row.locator(f'td[data-field="{field}"]').inner_text()
+            for field in ("variant", "template", "weight", "sent", "read_rate", "winner")
+        }
+        assert shown == {
+            "variant": label,
+            "template": template,
+            "weight": weight,
+            "sent": "0",
+            "read_rate": "\u2013",  # an en dash: no rate before any send
+            "winner": "deciding",
+        }
+    assert errors == []
