@@ -26,6 +26,10 @@ from dispatcher.store import Store
 from tests.api.conftest import create_campaign, phones, register
 from tests.stack import API_TOKEN, Stack, wait_until
 
+# Campaigns made straight in the store carry a template the API would accept: other tests of
+# the session (the schemathesis fuzz) may reach them through the listing and append to them.
+STORED_TEMPLATE = {"name": "console_test", "language": "en_US"}
+
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
 
@@ -150,9 +154,11 @@ async def test_a_campaign_to_act_on_stays_listed_behind_a_hundred_newer_ones(
     store: Store, api: httpx.AsyncClient, page: Page
 ) -> None:
     later = datetime(2099, 1, 1, tzinfo=UTC)
-    old = await store.campaigns.create("console-old-scheduled", {}, [], scheduled_at=later)
+    old = await store.campaigns.create(
+        "console-old-scheduled", STORED_TEMPLATE, [], scheduled_at=later
+    )
     for i in range(101):  # newer, none to act on: the newest hundred leave the old one out
-        await store.campaigns.create(f"console-draft-{i}", {}, [])
+        await store.campaigns.create(f"console-draft-{i}", STORED_TEMPLATE, [])
     listings: list[float] = []
     page.on(
         "request",
@@ -181,7 +187,7 @@ def shown_as(template: dict[str, Any], name: str, status: str, created: str, upd
 async def test_each_campaign_shows_once_newest_first_and_a_cut_listing_says_so(
     store: Store, api: httpx.AsyncClient, page: Page
 ) -> None:
-    made = await store.campaigns.create("console-template", {}, [])
+    made = await store.campaigns.create("console-template", STORED_TEMPLATE, [])
     template = (await api.get(f"/campaigns/{made.id}")).json()
     # 08:00Z written with its offset: as text it sorts after 09:00Z.
     older = shown_as(template, "older", "running", "2026-01-01T10:00:00+02:00", "2026-01-01T10:00Z")
