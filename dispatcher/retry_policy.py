@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dispatcher.engine.retry import EXHAUSTED_PREFIXES
 from dispatcher.meta.error_codes import ERROR_CODES, ErrorClass
+from dispatcher.store.models import IN_DOUBT_PREFIX
 
 ENGAGEMENT_CODE = 131049
 """Meta's per-user marketing limit ("healthy ecosystem engagement"): retried, not before 24 h
@@ -61,12 +62,16 @@ class Failure:
     """Meta's error code (None: an HTTP status or a network error without one)."""
     exhausted: bool
     """Failed because its in-send retries ran out, not because Meta refused it for good."""
+    in_doubt: bool = False
+    """Failed by the in-doubt policy: Meta may have taken it, so it is never retried."""
 
     @classmethod
     def of(cls, code: int | None, message: str | None) -> Failure:
         """Read from a failed row: ``decide`` in ``engine/retry.py`` starts the message of
-        every dead letter with one of :data:`EXHAUSTED_PREFIXES`."""
-        return cls(code, (message or "").startswith(EXHAUSTED_PREFIXES))
+        every dead letter with one of :data:`EXHAUSTED_PREFIXES`, the in-doubt policy its
+        failures with :data:`IN_DOUBT_PREFIX`."""
+        text = message or ""
+        return cls(code, text.startswith(EXHAUSTED_PREFIXES), text.startswith(IN_DOUBT_PREFIX))
 
 
 def _retryable(code: int) -> int:
@@ -167,8 +172,11 @@ def decide(policy: RetryPolicy, failure: Failure, retries: int) -> float | None:
 
     ``retries``: automatic retries the recipient already had (its current attempt is number
     ``retries + 1``); every rule's ``max_rounds`` counts them all, so a recipient gets at
-    most the largest ``max_rounds`` of the rules it meets.
+    most the largest ``max_rounds`` of the rules it meets. A failure in doubt is final
+    whatever the policy says (README, "Automatic retry"): a resend may be a second message.
     """
+    if failure.in_doubt:
+        return None
     for rule in policy.rules:
         if rule.matches(failure):
             return rule.after_s if retries < rule.max_rounds else None

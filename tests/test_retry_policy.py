@@ -23,6 +23,7 @@ from dispatcher.retry_policy import (
     RetryPolicy,
     decide,
 )
+from dispatcher.store.models import IN_DOUBT_FAILURE
 
 ENGAGEMENT = Failure(131049, exhausted=False)
 UNDELIVERABLE = Failure(131026, exhausted=False)
@@ -60,6 +61,26 @@ def test_failures_the_dispatcher_decided_itself_are_never_retried() -> None:
     assert not unsendable.exhausted
     assert decide(DEFAULT_POLICY, in_doubt, 0) is None
     assert decide(DEFAULT_POLICY, unsendable, 0) is None
+
+
+@pytest.mark.parametrize("code", [None, 130429, 131049, 131000])
+def test_a_failure_in_doubt_is_final_whatever_code_it_kept_and_the_policy_names(
+    code: int | None,
+) -> None:
+    """The in-doubt policy failed it: Meta may have taken the message, a resend may be a
+    second one (README: in-doubt failures are never retried)."""
+    policy = RetryPolicy.model_validate(
+        {
+            "rules": [
+                {"codes": [130429, 131049, 131000], "after_s": 60},
+                {"on": "transient_exhausted", "after_s": 60},
+            ]
+        }
+    )
+    failure = Failure.of(code, IN_DOUBT_FAILURE)
+    assert failure.in_doubt
+    assert decide(policy, failure, 0) is None
+    assert decide(policy, Failure.of(code, "throttled"), 0) == (None if code is None else 60)
 
 
 @given(attempts=st.integers(0, 10), seed=st.integers(0, 2**32))

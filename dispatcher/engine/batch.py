@@ -27,6 +27,9 @@ class BatchItem:
     attempts: int
     variant: int | None = None
     """Which of the campaign's A/B variants to send (``dispatcher/ab``); None: its template."""
+    retries: int | None = None
+    """The row's automatic retries when claimed (its tag's attempt); None in a batch routed
+    before it was carried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,8 @@ class Batch:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Batch:
         # A batch routed before the template left it still has a "template": ignored, the
-        # campaign's own (the same, templates never change) is read from Postgres.
+        # campaign's own (the same, templates never change) is read from Postgres. An item
+        # routed before the retries were carried has four fields.
         return cls(
             campaign_id=UUID(data["campaign_id"]),
             claim_id=int(data["claim_id"]),
@@ -58,30 +62,43 @@ class Batch:
             campaign_id=claim.campaign_id,
             claim_id=claim.claim_id,
             items=[
-                BatchItem(r.id, r.address, r.variables, r.attempts, r.variant) for r in recipients
+                BatchItem(
+                    r.id, r.address, r.variables, r.attempts, variant=r.variant, retries=r.retries
+                )
+                for r in recipients
             ],
         )
 
 
 def _item_json(item: BatchItem) -> list[Any]:
-    # The variant only when there is one: a campaign of one template keeps the old format.
-    row = [item.recipient_id, item.address, item.variables, item.attempts]
+    # [id, address, variables, attempts, retries] and the variant only when there is one.
+    row = [item.recipient_id, item.address, item.variables, item.attempts, item.retries]
     return row if item.variant is None else [*row, item.variant]
 
 
 def _item(row: list[Any]) -> BatchItem:
-    variant = row[4] if len(row) > 4 else None
+    # A batch routed before the attempt was carried has four fields (no retries, no variant).
+    retries = row[4] if len(row) > 4 else None
+    variant = row[5] if len(row) > 5 else None
     return BatchItem(
-        int(row[0]), str(row[1]), row[2], int(row[3]), None if variant is None else int(variant)
+        int(row[0]),
+        str(row[1]),
+        row[2],
+        int(row[3]),
+        variant=None if variant is None else int(variant),
+        retries=None if retries is None else int(retries),
     )
 
 
 def send_body(template: Template, item: BatchItem, tag: CallbackTag) -> bytes:
     """The send body of one item; the recipient's id rides in ``biz_opaque_callback_data``,
-    tagged, so its status webhook can be matched even when the send's answer was lost, and
-    no other sender's callback data can pass for it. Raises
+    tagged with its attempt, so its status webhook can be matched even when the send's answer
+    was lost, no other sender's callback data can pass for it, and a late status of an
+    attempt retried since moves nothing. Raises
     :class:`~dispatcher.meta.render.RenderLimitError` for a message Meta's limits refuse."""
-    return template_body(item.address, template, item.variables, tag.make(item.recipient_id))
+    return template_body(
+        item.address, template, item.variables, tag.make(item.recipient_id, item.retries)
+    )
 
 
 def template_from_json(data: dict[str, Any]) -> Template:

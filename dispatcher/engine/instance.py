@@ -69,6 +69,7 @@ def _message(
         send_body(templates.pick(item.variant), item, tag),
         item.attempts,
         campaign_id=batch.campaign_id,
+        retries=item.retries,
     )
 
 
@@ -82,6 +83,7 @@ def _unsendable(item: BatchItem, instance_id: UUID, error: RenderLimitError) -> 
         attempts=item.attempts,
         error_message="not sent: the message breaks a limit (see error_details)",
         error_details=str(error)[:500],
+        retries=item.retries,
     )
 
 
@@ -666,7 +668,11 @@ class InstanceWorker:
             now = datetime.now(UTC)
             for message in self.pipeline.drop(jobs):
                 result = SendResult(
-                    message.recipient_id, SendOutcome.REQUEUE, now, attempts=message.attempts
+                    message.recipient_id,
+                    SendOutcome.REQUEUE,
+                    now,
+                    attempts=message.attempts,
+                    retries=message.retries,
                 )
                 self._results.append((message.job_id, result))
 

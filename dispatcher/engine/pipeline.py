@@ -44,6 +44,8 @@ class OutgoingMessage:
     throttled: int = 0
     previous_delay_s: float | None = None
     campaign_id: UUID | None = None
+    retries: int | None = None
+    """The row's automatic retries (its tag's attempt), carried into each result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +419,7 @@ class SendPipeline:
             wamid=wamid,
             error_code=error_code,
             error_message=error_message,
+            retries=message.retries,
         )
 
     def _delay(self, message: OutgoingMessage, seconds: float) -> None:

@@ -137,7 +137,8 @@ def _status(raw: Any, tag: CallbackTag) -> StatusUpdate | None:
     if status is None:
         return None  # "deleted", "warning", ...: not a delivery status
     wamid = raw.get("id") if isinstance(raw.get("id"), str) and "\x00" not in raw["id"] else None
-    recipient_id = _recipient_id(raw.get("biz_opaque_callback_data"), tag)
+    tagged = tag.parse(raw.get("biz_opaque_callback_data"))
+    recipient_id = None if tagged is None else tagged.recipient_id
     if wamid is None and recipient_id is None:
         return None
     error_code = error_message = error_details = None
@@ -152,13 +153,10 @@ def _status(raw: Any, tag: CallbackTag) -> StatusUpdate | None:
         error_code=error_code,
         error_message=error_message,
         error_details=error_details,
+        # Our tag only (None for anything else: another sender's data, a bare number that
+        # may equal one of our ids, a forged tag): its recipient and attempt.
+        attempt=None if tagged is None else tagged.attempt,
     )
-
-
-def _recipient_id(callback: Any, tag: CallbackTag) -> int | None:
-    """The recipient id of our tag in ``biz_opaque_callback_data``; None for anything else:
-    another sender's data (a bare number that may equal one of our ids), a forged tag."""
-    return tag.recipient_id(callback)
 
 
 def _timestamp(value: Any) -> datetime:

@@ -65,6 +65,9 @@ class Audit:
         self.records.append((now, phone_number_id, recipient, digest, status, template))
 
     def accepted(self, phone_number_id: str, callback_data: str | None) -> None:
+        """A send Meta took. Keyed on its callback data as a client gave it: the dispatcher's
+        tag names the recipient and the attempt, so an automatic retry (a new attempt) is
+        no duplicate, and the same attempt sent twice is."""
         self.number(phone_number_id).accepted += 1
         if callback_data is not None:
             if callback_data in self._callback_seen:

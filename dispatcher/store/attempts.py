@@ -10,8 +10,9 @@ empties the inbox of what it read.
 The move is exactly once: it happens only while the row is still ``failed`` at the retry
 count the decision was made for, and the attempt's key is (recipient, attempt number). A
 failed webhook delivered twice finds the row already failed (no second inbox entry) or,
-once retried, finds its wamid among the retried attempts and is dropped (``outcomes.py``),
-as is a late ``delivered`` or ``read`` of the old wamid.
+once retried, names an earlier attempt than the row's (its callback tag, or its wamid no
+longer on the row) and is dropped (``outcomes.py``), as is a late ``delivered``, ``read`` or
+send result of the old attempt, even one waiting for the row's lock while the move commits.
 """
 
 from __future__ import annotations

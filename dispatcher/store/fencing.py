@@ -22,7 +22,7 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatcher.store.models import InDoubtPolicy, LeaseState
+from dispatcher.store.models import IN_DOUBT_FAILURE, InDoubtPolicy, LeaseState
 
 LEASE_NAME = "coordinator"
 
@@ -121,7 +121,8 @@ class InDoubtRows:
     ) -> int:
         """Apply ``policy`` to rows still in doubt since before ``due_before`` (no webhook
         settled them); how many. ``resend``: back to ``pending`` for the coordinator to route
-        again; ``fail_in_doubt``: ``failed``, the error message saying why. Only while
+        again; ``fail_in_doubt``: ``failed``, the error message saying why
+        (:data:`IN_DOUBT_FAILURE`, no code: final, never retried automatically). Only while
         ``lease`` (holder, epoch) is held, checked in this statement. ``campaign_ids``: only
         those campaigns' rows (None: every campaign's)."""
         result = await self._pool.execute(
@@ -141,9 +142,12 @@ class InDoubtRows:
                               ELSE 'failed' END,
                 claim_id = CASE WHEN $2 = 'resend' THEN NULL ELSE r.claim_id END,
                 failed_at = CASE WHEN $2 = 'resend' THEN r.failed_at ELSE now() END,
-                error_message = CASE WHEN $2 = 'resend' THEN r.error_message
-                    ELSE 'in doubt: the send''s outcome is unknown and no status webhook came'
-                    END,
+                -- Failed in doubt: the code of an earlier try (a throttle, a 5xx) no longer
+                -- says why, and a retry policy naming it must not resend what Meta may
+                -- have taken.
+                error_code = CASE WHEN $2 = 'resend' THEN r.error_code ELSE NULL END,
+                error_details = CASE WHEN $2 = 'resend' THEN r.error_details ELSE NULL END,
+                error_message = CASE WHEN $2 = 'resend' THEN r.error_message ELSE $6 END,
                 in_doubt_at = NULL,
                 updated_at = now()
             FROM locked WHERE r.id = locked.id
@@ -153,6 +157,7 @@ class InDoubtRows:
             None if lease is None else lease[0],
             None if lease is None else lease[1],
             None if campaign_ids is None else list(campaign_ids),
+            IN_DOUBT_FAILURE,
         )
         return int(result.split()[-1])
 

@@ -85,6 +85,13 @@ class InDoubtPolicy(StrEnum):
     """Fail it (error message says in doubt): never a duplicate, at the risk of a loss."""
 
 
+IN_DOUBT_PREFIX = "in doubt:"
+IN_DOUBT_FAILURE = f"{IN_DOUBT_PREFIX} the send's outcome is unknown and no status webhook came"
+"""The error message of a row failed by :attr:`InDoubtPolicy.FAIL_IN_DOUBT` (no error code:
+the last one it had may name a retryable failure of an earlier send). Never retried
+automatically (``dispatcher/retry_policy.py``): Meta may have taken the message."""
+
+
 @dataclass(frozen=True, slots=True)
 class Instance:
     """A WhatsApp number, as shown to anyone: never its access token."""
@@ -258,6 +265,8 @@ class ClaimedRecipient:
     attempts: int
     variant: int | None = None
     """Which A/B variant's template it gets (None: the campaign's one template)."""
+    retries: int = 0
+    """Automatic retries so far: the attempt its callback tag names."""
 
     @property
     def address(self) -> str:
@@ -315,6 +324,9 @@ class SendResult:
     error_message: str | None = None
     error_details: str | None = None
     """Why, in detail (for a failure the dispatcher decided itself, e.g. a limit broken)."""
+    retries: int | None = None
+    """The row's automatic retries when it was sent: a result of an earlier attempt (retried
+    since) changes nothing. None (a batch routed before it was carried): the wamid decides."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +343,9 @@ class StatusUpdate:
     error_message: str | None = None
     error_details: str | None = None
     """``errors[].error_data.details``: Meta's own words on why it failed."""
+    attempt: int | None = None
+    """The attempt our tag names (the row's ``retries`` when sent); None: a first-format tag
+    or none."""
 
 
 @dataclass(frozen=True, slots=True)

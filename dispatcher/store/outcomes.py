@@ -28,9 +28,9 @@ from dispatcher.store.models import WEBHOOK_STATUSES, SendResult, StatusUpdate
 _APPLY_RESULTS = """
 WITH given AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::uuid[], $5::int[],
-                         $6::text[], $7::int[], $8::text[], $11::text[])
+                         $6::text[], $7::int[], $8::text[], $11::text[], $12::int[])
         AS g(id, outcome, at, instance_id, attempts, wamid, error_code, error_message,
-             error_details)
+             error_details, retries)
 ), fence AS (
     -- The writer's epoch must still be its instance's current one (none given: unfenced).
     SELECT $10::bigint IS NULL OR coalesce(
@@ -68,12 +68,18 @@ SET status = CASE one.outcome
     updated_at = now()
 FROM locked one
 WHERE r.id = one.id
-  AND ((one.outcome = 'sent'
-        -- Not the late result of an attempt retried since (its failure came by webhook
-        -- before this result was written): the row waits for its next attempt.
-        AND CASE WHEN r.retries = 0 OR one.wamid IS NULL THEN true
-                 ELSE NOT EXISTS (SELECT 1 FROM whatsapp_recipient_attempts a
-                                  WHERE a.recipient_id = r.id AND a.wamid = one.wamid) END)
+  -- Not the late result of an attempt retried since (its failure came by webhook before
+  -- this result was written): the row waits for its next attempt. Compared on the row's
+  -- own retries, so a retry move that commits while this statement waits for the row's
+  -- lock is seen (Postgres re-checks this condition on the row's newest version; a lookup
+  -- in another table would read this statement's older snapshot).
+  AND (r.retries = one.retries
+       -- A result of a batch routed before the retries were carried: by its wamid.
+       OR (one.retries IS NULL
+           AND (one.outcome <> 'sent' OR r.retries = 0 OR one.wamid IS NULL
+                OR NOT EXISTS (SELECT 1 FROM whatsapp_recipient_attempts a
+                               WHERE a.recipient_id = r.id AND a.wamid = one.wamid))))
+  AND ((one.outcome = 'sent')
        -- A failure or a give-back only from the row's holder (the writer named, at its
        -- epoch): a row requeued and taken by another sender since is no longer ours.
        OR (one.outcome = 'failed' AND r.status < 'sent' AND (
@@ -88,29 +94,35 @@ WHERE r.id = one.id
 _APPLY_STATUSES = """
 WITH given AS (
     SELECT * FROM unnest($1::whatsapp_recipient_status[], $2::timestamptz[], $3::text[],
-                         $4::bigint[], $5::int[], $6::text[], $7::text[])
-        AS g(status, at, wamid, recipient_id, error_code, error_message, error_details)
-), matched AS (
+                         $4::bigint[], $5::int[], $6::text[], $7::text[], $8::int[])
+        AS g(status, at, wamid, recipient_id, error_code, error_message, error_details,
+             attempt)
+), by_wamid AS (
     -- Ours only: a wamid we recorded, else the recipient id of our verified tag (the parser
     -- gives none for another sender's bare callback data). A wamid known here wins over the
     -- tag, so a status can never be steered to another row by its callback data.
-    SELECT coalesce(
-               (SELECT w.id FROM whatsapp_campaign_recipients w
-                WHERE g.wamid IS NOT NULL AND w.wamid = g.wamid LIMIT 1),
-               (SELECT r.id FROM whatsapp_campaign_recipients r WHERE r.id = g.recipient_id)
-           ) AS id,
-           g.*
+    SELECT (SELECT w.id FROM whatsapp_campaign_recipients w
+            WHERE g.wamid IS NOT NULL AND w.wamid = g.wamid LIMIT 1) AS wamid_row, g.*
     FROM given g
-    -- A status of a retried attempt's wamid (a failed webhook delivered again, a late
-    -- delivered or read) belongs to that attempt alone: it never moves the new one, which
-    -- its callback tag would otherwise name (migration 0018).
-    WHERE g.wamid IS NULL OR NOT EXISTS (
-        SELECT 1 FROM whatsapp_recipient_attempts a
-        WHERE a.wamid = g.wamid AND a.retry_at IS NOT NULL)
+), matched AS (
+    -- Each status with the attempt it is for (the row's retries): the row's current
+    -- wamid's, or the one our tag names. A status of a retried attempt (a failed webhook
+    -- delivered again, a late delivered or read) belongs to that attempt alone: it never
+    -- moves the new one (migration 0018). A first-format tag names no attempt: then the
+    -- retried attempts' wamids tell.
+    SELECT r.id, r.retries, b.*
+    FROM by_wamid b
+    JOIN whatsapp_campaign_recipients r ON r.id = coalesce(b.wamid_row, b.recipient_id)
+    WHERE b.wamid_row IS NOT NULL
+       OR b.attempt = r.retries
+       OR (b.attempt IS NULL AND (b.wamid IS NULL OR NOT EXISTS (
+               SELECT 1 FROM whatsapp_recipient_attempts a
+               WHERE a.wamid = b.wamid AND a.retry_at IS NOT NULL)))
 ), folded AS (
     -- Every status of one message in this batch folded into one: the order they came in
     -- does not matter.
     SELECT id,
+           max(retries) AS retries,
            max(status) AS status,
            min(at) AS accepted_at,
            min(at) FILTER (WHERE status = 'delivered') AS delivered_at,
@@ -123,7 +135,7 @@ WITH given AS (
                FILTER (WHERE status = 'failed'))[1] AS error_message,
            (array_agg(error_details ORDER BY at, error_code)
                FILTER (WHERE status = 'failed'))[1] AS error_details
-    FROM matched WHERE id IS NOT NULL GROUP BY id
+    FROM matched GROUP BY id
 ), locked AS (
     SELECT folded.* FROM whatsapp_campaign_recipients r JOIN folded ON folded.id = r.id
     ORDER BY r.id FOR UPDATE OF r
@@ -151,7 +163,11 @@ SET status = greatest(r.status, f.status),
                          ELSE r.error_details END,
     updated_at = now()
 FROM locked f
-WHERE r.id = f.id
+-- Still the attempt the statuses are for. On the row itself, so a retry move that commits
+-- while this statement waits for the row's lock is seen: Postgres re-checks this condition
+-- on the row's newest version, while every lookup above read this statement's snapshot
+-- (the old wamid still on the row, the retried attempt not recorded yet).
+WHERE r.id = f.id AND r.retries = f.retries
 """
 
 
@@ -202,6 +218,7 @@ class Outcomes:
             instance_id,
             epoch,
             [r.error_details for r in results],
+            [r.retries for r in results],
         )
         return int(result.split()[-1])
 
@@ -228,5 +245,6 @@ class Outcomes:
             [s.error_code for s in statuses],
             [s.error_message for s in statuses],
             [s.error_details for s in statuses],
+            [s.attempt for s in statuses],
         )
         return int(result.split()[-1])

@@ -138,7 +138,8 @@ class Recipients:
                                     WHERE w.campaign_id = $1), r.variant)
             FROM picked, claim
             WHERE r.id = picked.id
-            RETURNING r.id, r.claim_id, r.phone, r.user_id, r.variables, r.attempts, r.variant
+            RETURNING r.id, r.claim_id, r.phone, r.user_id, r.variables, r.attempts, r.variant,
+                      r.retries
             """,
             campaign_id,
             limit,
@@ -159,6 +160,7 @@ class Recipients:
                     variables=row["variables"],
                     attempts=row["attempts"],
                     variant=row["variant"],
+                    retries=row["retries"],
                 )
                 for row in rows
             ],

@@ -119,8 +119,10 @@ async def test_a_131049_is_retried_after_the_policy_delay_and_both_attempts_show
             assert audit["accepted"] == 12
             assert audit["engagement_failures"] == 1
             assert (audit["pair_violations"], audit["tier_violations"]) == (0, 0)
-            # One callback tag per recipient: the retry is its one intended second send.
-            assert audit["duplicate_sends"] == 1
+            # One callback tag per recipient and attempt: the retry, an intended second
+            # send, is no duplicate; a second send of the same attempt would be.
+            assert audit["duplicate_sends"] == 0
+            assert audit["unique_callback_data"] == 12
         finally:
             await control.reset()
             await control.aclose()

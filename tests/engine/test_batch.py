@@ -36,6 +36,24 @@ def test_the_callback_data_is_our_tag_for_the_recipient():
     assert TAG.recipient_id(body["biz_opaque_callback_data"]) == 77
 
 
+def test_the_tag_names_the_attempt_and_a_batch_of_four_fields_still_reads():
+    """Each automatic retry is tagged apart (a late status of an earlier one moves nothing);
+    a batch routed before the attempt was carried sends the first format, still ours."""
+    item = BatchItem(77, "+5511999990001", None, 0, retries=2)
+    batch = Batch(uuid.uuid4(), 3, [item])
+    assert Batch.from_json(orjson.loads(orjson.dumps(batch.to_json()))) == batch
+    body = orjson.loads(send_body(NAMED, item, TAG))
+    tagged = TAG.parse(body["biz_opaque_callback_data"])
+    assert tagged is not None
+    assert (tagged.recipient_id, tagged.attempt) == (77, 2)
+    old = {"campaign_id": str(batch.campaign_id), "claim_id": 3, "items": [[77, "+55", None, 1]]}
+    (legacy,) = Batch.from_json(old).items
+    assert legacy.retries is None
+    tagged = TAG.parse(orjson.loads(send_body(NAMED, legacy, TAG))["biz_opaque_callback_data"])
+    assert tagged is not None
+    assert (tagged.recipient_id, tagged.attempt) == (77, None)
+
+
 def test_named_variables_are_sent_with_their_parameter_names():
     body = _body("+5511999990001", {"first_name": "Ana"})
     assert body["template"]["components"] == [
