@@ -295,6 +295,17 @@ async def fill(
         "VALUES ($1, 'scale', now() - interval '1 minute', 1) RETURNING lost_at",
         QUEUE_PREFIX,
     )
+    # A mass failure waiting for the retry sweep, and a retried attempt kept for each.
+    await conn.execute(
+        "INSERT INTO whatsapp_retry_inbox (recipient_id, campaign_id) "
+        "SELECT id, campaign_id FROM whatsapp_campaign_recipients WHERE status = 'failed'"
+    )
+    await conn.execute(
+        "INSERT INTO whatsapp_recipient_attempts (recipient_id, attempt, wamid, sends, "
+        "error_code, failed_at, retry_at) SELECT id, 1, 'wamid.old.' || id, 1, 131049, "
+        "failed_at, failed_at + interval '1 day' FROM whatsapp_campaign_recipients "
+        "WHERE status = 'failed'"
+    )
     say("vacuum analyze")
     await conn.execute("VACUUM (ANALYZE)")
     return await _sample(conn, shape, running, completed[0], claim_id, instances[0], lost_at)
@@ -346,4 +357,5 @@ async def _sample(
         queue_prefix=QUEUE_PREFIX,
         lost_at=lost_at,
         watermark=first + shape.running_rows - BATCH,
+        failed_ids=await ids("failed"),
     )

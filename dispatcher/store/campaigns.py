@@ -310,7 +310,11 @@ class Campaigns:
             SET status = 'completed', updated_at = now(), finished_at = now()
             WHERE id = $1 AND status = 'running'
               AND pending_count = 0 AND queued_count = 0 AND sending_count = 0
-              AND NOT EXISTS (SELECT 1 FROM whatsapp_retry_inbox WHERE campaign_id = $1)
+              -- The first of its entries by 0021's (campaign_id, seq) index: with a mass
+              -- failure of another campaign a NOT EXISTS was planned as a scan of the whole
+              -- inbox for a first match that never came.
+              AND (SELECT min(i.seq) FROM whatsapp_retry_inbox i WHERE i.campaign_id = $1)
+                  IS NULL
             """,
             campaign_id,
         )

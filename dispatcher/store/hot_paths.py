@@ -10,15 +10,17 @@ is the SQL shipped; a new hot-path statement belongs here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 
 from dispatcher.store import Store
+from dispatcher.store.attempts import Decided, FailedRow
 from dispatcher.store.ingest import _MARK_DUPLICATES
 from dispatcher.store.models import (
+    CampaignStatus,
     InDoubtPolicy,
     RecipientStatus,
     SendOutcome,
@@ -59,6 +61,8 @@ class Sample:
     lost_at: datetime
     watermark: int
     """The id the running campaign's last append started above (ingest's duplicates)."""
+    failed_ids: list[int] = field(default_factory=list)
+    """Failed rows of the running campaign, waiting in the retry inbox (a mass failure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,22 @@ def _by_tag(s: Sample) -> list[StatusUpdate]:
     return [
         StatusUpdate(RecipientStatus.READ, _now(), None, recipient_id=i) for i in s.sent_ids[:BATCH]
     ]
+
+
+def _decided(s: Sample) -> list[Decided]:
+    """The sweep's decisions on a batch of the inbox: retry each in an hour."""
+    return [
+        Decided(
+            FailedRow(i, 0, s.running, CampaignStatus.RUNNING, None, RecipientStatus.FAILED, 0,
+                      131049, None),
+            3600.0,
+        )
+        for i in s.failed_ids[:BATCH]
+    ]  # fmt: skip
+
+
+def _later(s: Sample) -> list[tuple[int, datetime]]:
+    return [(i, _now() + timedelta(hours=1)) for i in s.queued_ids]
 
 
 STALE = timedelta(minutes=30)
@@ -174,6 +194,16 @@ HOT_PATHS: list[HotPath] = [
         "lost batches resolved", lambda st, s: st.recovery.resolved(s.queue_prefix, s.lost_at), True
     ),
     HotPath("requeue queued (rebuild)", lambda st, s: st.recovery.requeue_queued(), True),
+    # Send windows and expiry (issue 15).
+    HotPath("expire (pending, queued)", lambda st, s: st.windows.expire(s.running), True),
+    HotPath("stopped past expiry", lambda st, s: st.windows.stopped_past_expiry()),
+    HotPath("defer to the window", lambda st, s: st.windows.defer(s.claim_id, _later(s)), True),
+    HotPath("waiting counts", lambda st, s: st.windows.waiting([s.running, s.completed])),
+    # Automatic retry (issue 15).
+    HotPath("retry inbox (undecided)", lambda st, s: st.attempts.undecided(BATCH)),
+    HotPath("retry move (settle)", lambda st, s: st.attempts.settle(_decided(s)), True),
+    HotPath("retry inbox count", lambda st, s: st.attempts.undecided_count(s.running)),
+    HotPath("attempts of a recipient", lambda st, s: st.attempts.of_recipient(s.failed_ids[0])),
     # The portfolio's 24 h window.
     HotPath("contacts window", lambda st, s: st.portfolios.window(s.limited_business_id)),
     HotPath(

@@ -110,14 +110,19 @@ WITH given AS (
     -- delivered again, a late delivered or read) belongs to that attempt alone: it never
     -- moves the new one (migration 0018). A first-format tag names no attempt: then the
     -- retried attempts' wamids tell.
+    -- (Each looked up by its index, row by row, LIMIT 1 keeping Postgres from turning the
+    -- lookup into a join or a hashed subquery: either read the whole table.)
     SELECT r.id, r.retries, b.*
     FROM by_wamid b
-    JOIN whatsapp_campaign_recipients r ON r.id = coalesce(b.wamid_row, b.recipient_id)
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.retries FROM whatsapp_campaign_recipients t
+        WHERE t.id = coalesce(b.wamid_row, b.recipient_id) LIMIT 1
+    ) r
     WHERE b.wamid_row IS NOT NULL
        OR b.attempt = r.retries
-       OR (b.attempt IS NULL AND (b.wamid IS NULL OR NOT EXISTS (
-               SELECT 1 FROM whatsapp_recipient_attempts a
-               WHERE a.wamid = b.wamid AND a.retry_at IS NOT NULL)))
+       OR (b.attempt IS NULL AND (b.wamid IS NULL OR (
+               SELECT a.recipient_id FROM whatsapp_recipient_attempts a
+               WHERE a.wamid = b.wamid AND a.retry_at IS NOT NULL LIMIT 1) IS NULL))
 ), folded AS (
     -- Every status of one message in this batch folded into one: the order they came in
     -- does not matter.

@@ -27,8 +27,16 @@ from dispatcher.store import Store
 
 _names = itertools.count()
 
-BIG_TABLES = frozenset({"whatsapp_campaign_recipients", "whatsapp_portfolio_contacts"})
-"""Tables that grow with the recipients: no hot-path statement may read them sequentially."""
+BIG_TABLES = frozenset(
+    {
+        "whatsapp_campaign_recipients",
+        "whatsapp_portfolio_contacts",
+        "whatsapp_retry_inbox",
+        "whatsapp_recipient_attempts",
+    }
+)
+"""Tables that grow with the recipients (the retry inbox with a mass failure, the attempts
+with every retry): no hot-path statement may read them sequentially."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,20 @@ class _Probe:
 
     async def execute(self, sql: str, *args: Any) -> Any:
         return self._capture(sql, *args)
+
+    # A method that takes a connection (``async with pool.acquire() as conn,
+    # conn.transaction()``) gets the probe itself.
+    def acquire(self) -> _Probe:
+        return self
+
+    def transaction(self) -> _Probe:
+        return self
+
+    async def __aenter__(self) -> _Probe:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 async def capture(call: Callable[[Store], Awaitable[object]]) -> Statement:
