@@ -90,6 +90,9 @@ class EngineConfig:
     """How soon a detected or overridden messaging limit reaches the coordinator's gates."""
     retry_after_s: float = 1.0
     """Pause before a worker loop retries after Redis or Postgres failed it."""
+    retry_sweep_passes: int = 4
+    """Reads of the retry inbox (``batch_size`` failures each) per coordinator round: a mass
+    failure's backlog is decided over several rounds, routing goes on between them."""
     shutdown_grace_s: float = 10.0
     """At shutdown, how long an instance actor waits for its campaign-hold and suppression
     writes still in progress (they retry through an outage) before its final flush."""

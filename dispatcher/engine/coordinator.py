@@ -173,7 +173,12 @@ class CoordinatorCore:
         """Send windows and expiry (``engine/windows.py``)."""
         self.rate_caps = CampaignRateCaps(self.config.batch_seconds, clock)
         """Campaigns' ``max_per_minute`` (``engine/rate_cap.py``)."""
-        self.retries = RetrySweep(store)
+        self.retries = RetrySweep(
+            store,
+            queue,
+            batch=self.config.batch_size,
+            max_passes=self.config.retry_sweep_passes,
+        )
         self.winners = WinnerWatch(store, self.config.winner_check_interval_s, clock)
         """Automatic A/B winners (``engine/winner_watch.py``)."""
         self.routed_batches = 0
@@ -302,6 +307,7 @@ class CoordinatorCore:
                 depth[instance_id] = 0
         self._all_routed = {c.id for c in running if c.pending == 0}
         self._all_routed |= await self.windows.expire(running)
+        await self.windows.expire_stopped()
         self.windows.keep(c.id for c in running)
         self.rate_caps.keep(c.id for c in running)
         for campaign in running:

@@ -7,7 +7,8 @@
   never walks them again before then, so a million rows waiting for their morning cost one
   pass, not one per round. A row that comes due for another reason (a retry's delay, set by
   the retry policy) meets the same check: it waits again, for its window.
-- Past ``expires_at``, unsent rows end ``expired`` (:meth:`WindowKeeper.expire`).
+- Past ``expires_at``, unsent rows end ``expired`` (:meth:`WindowKeeper.expire`), those of a
+  paused or held campaign too (:meth:`WindowKeeper.expire_stopped`).
 
 The window's clock is the coordinator's wall clock (``time.time``); ``not_before`` is
 compared with the database's ``now()``. Both follow NTP: a skew between them only makes a
@@ -141,6 +142,23 @@ class WindowKeeper:
                 self.expired += expired
                 log.warning("campaign %s expired: %d recipients not sent", campaign.id, expired)
         return past
+
+    async def expire_stopped(self) -> int:
+        """End the unsent recipients of paused or held campaigns past their expiry (the
+        database's clock): they could never be sent, and progress shows it now, not when the
+        campaign is resumed (it then completes). How many."""
+        expired = 0
+        for campaign_id in await self._store.windows.stopped_past_expiry():
+            count = await self._store.windows.expire(campaign_id)
+            if count:
+                expired += count
+                log.warning(
+                    "campaign %s (paused or held) expired: %d recipients not sent",
+                    campaign_id,
+                    count,
+                )
+        self.expired += expired
+        return expired
 
     def keep(self, running: Iterable[UUID]) -> None:
         """Forget campaigns that no longer run."""

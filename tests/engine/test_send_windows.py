@@ -47,6 +47,16 @@ async def routed(queue: WorkQueue, instance_id: uuid.UUID) -> list[int]:
     return [item.recipient_id for job in jobs for item in Batch.from_json(job.batch).items]
 
 
+async def running_until(
+    store: Store, instance_id: uuid.UUID, n: int, start: int, expires_in_s: float
+) -> tuple[Campaign, datetime]:
+    """A running campaign of ``n`` recipients that expires ``expires_in_s`` from now."""
+    expires_at = datetime.now(UTC) + timedelta(seconds=expires_in_s)
+    created = await campaign(store, [instance_id], phones(n, start), expires_at=expires_at)
+    assert await store.campaigns.transition(created.id, CampaignStatus.RUNNING)
+    return created, expires_at
+
+
 def phones(n: int, start: int = 0) -> list[str]:
     return [f"+55119{start + i:08d}" for i in range(n)]
 
@@ -142,9 +152,7 @@ async def test_past_its_expiry_unsent_recipients_expire_and_the_campaign_complet
     store: Store, work_queue: WorkQueue, make_instance: MakeInstance
 ) -> None:
     instance = await make_instance()
-    expires_at = datetime.now(UTC) + timedelta(seconds=2)
-    created = await campaign(store, [instance.id], phones(40, 2_000), expires_at=expires_at)
-    assert await store.campaigns.transition(created.id, CampaignStatus.RUNNING)
+    created, expires_at = await running_until(store, instance.id, 40, 2_000, 2.0)
     claim = await store.recipients.claim_pending(created.id, 10)
     assert claim is not None  # 10 queued in a batch not handed to a sender yet
 
@@ -171,3 +179,26 @@ async def test_past_its_expiry_unsent_recipients_expire_and_the_campaign_complet
         claim.claim_id, [r.id for r in claim.recipients], instance.id
     )
     assert handed.moved == []
+
+
+async def test_a_paused_campaign_past_its_expiry_expires_and_completes_when_resumed(
+    store: Store, work_queue: WorkQueue, make_instance: MakeInstance
+) -> None:
+    instance = await make_instance()
+    created, expires_at = await running_until(store, instance.id, 30, 3_000, 1.0)
+    assert await store.campaigns.transition(created.id, CampaignStatus.PAUSED)
+    await asyncio.sleep((expires_at - datetime.now(UTC)).total_seconds() + 0.05)
+    coordinator = core(store, work_queue, FakeClock())
+    await coordinator.tick()
+
+    paused = await store.campaigns.get(created.id)
+    assert paused is not None
+    # Its rows could never be sent: progress says so while it is still paused.
+    assert (paused.status, paused.total_expired, paused.pending) == (CampaignStatus.PAUSED, 30, 0)
+    assert await routed(work_queue, instance.id) == []
+    assert await store.campaigns.transition(created.id, CampaignStatus.RUNNING)
+    await coordinator.tick()
+    await coordinator.complete_settled()
+    done = await store.campaigns.get(created.id)
+    assert done is not None
+    assert (done.status, done.total_expired) == (CampaignStatus.COMPLETED, 30)
