@@ -15,7 +15,8 @@ whole (02:00-02:30 that night) does not open that day.
 
 In several zones at once (a phone prefix that spans zones, ``dispatcher/zones.py``) a
 window is open when it is open in every one of them: no recipient is messaged outside its
-hours wherever it may be.
+hours wherever it may be. When they never share an open hour (a Russian mobile: 16 zones),
+the country's main zone decides (``zones.main_zone``), else the campaign's fallback zone.
 """
 
 from __future__ import annotations
@@ -156,12 +157,17 @@ class SendWindow:
         """In the campaign's zone (``at`` when open)."""
         return self.schedule.next_opening(at, self.zone)
 
-    def opening_for(self, at: datetime, zones: tuple[ZoneInfo, ...]) -> datetime | None:
+    def opening_for(
+        self, at: datetime, zones: tuple[ZoneInfo, ...], main: ZoneInfo | None = None
+    ) -> datetime | None:
         """For a recipient who may be in any of ``zones`` (empty: unknown): when the window
-        is open in all of them (``at`` when it is now); in the campaign's zone when they
-        never share an open hour or are unknown."""
+        is open in all of them (``at`` when it is now). When they never share an open hour:
+        in ``main``, the zone of most of its country's people; without one (or with no zone
+        known), in the campaign's zone."""
         if zones:
             opening = self.schedule.next_opening_in_all(at, zones)
             if opening is not None:
                 return opening
+            if main is not None:
+                return self.schedule.next_opening(at, main)
         return self.next_opening(at)

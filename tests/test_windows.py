@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatcher.windows import Schedule, SendWindow, local_instant
+from dispatcher.zones import recipient_zones
 
 NEW_YORK = ZoneInfo("America/New_York")
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -139,6 +140,20 @@ def test_a_recipient_in_zones_without_a_shared_hour_takes_the_campaign_zone() ->
     assert window.opening_for(instant, (SAO_PAULO, TOKYO)) == at("2026-03-03T09:00:00+01:00")
     assert window.opening_for(instant, ()) == at("2026-03-03T09:00:00+01:00")
     assert window.opening_for(instant, (TOKYO,)) == instant  # 09:00 in Tokyo
+
+
+def test_a_moscow_mobile_is_not_messaged_at_night_whatever_the_campaign_zone() -> None:
+    """+7 916 may be in any of Russia's 16 zones: they never share 09:00-18:00, so Moscow's
+    (most of Russia's people) decides, not the campaign's zone (New York: 17:00 there)."""
+    moscow = ZoneInfo("Europe/Moscow")
+    window = SendWindow(Schedule(EVERY_DAY, time(9), time(18)), NEW_YORK, per_recipient=True)
+    zones, main = recipient_zones("+79161234567")
+    night = at("2026-03-03T01:00:00+03:00")
+    assert window.next_opening(night) == night  # open in the campaign's zone
+    assert window.opening_for(night, zones, main) == at("2026-03-03T09:00:00+03:00")
+    morning = at("2026-03-03T10:00:00+03:00")
+    assert window.opening_for(morning, zones, main) == morning
+    assert window.schedule.is_open(morning, moscow)
 
 
 def test_from_the_stored_shape() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from dispatcher.zones import zones_for
+import phonenumbers
+from phonenumbers import timezone as number_zones
+
+from dispatcher.zones import MAIN_ZONES, main_zone, zones_for
 
 
 def names(address: str) -> set[str]:
@@ -38,3 +41,21 @@ def test_unknown_numbers_and_countries_have_no_zone() -> None:
     assert zones_for("+5511000000001") == ()  # not a valid Brazilian number: unknown
     assert zones_for("not a number") == ()
     assert all(isinstance(zone, ZoneInfo) for zone in zones_for("+12125551234"))
+
+
+def test_a_number_in_many_zones_has_its_countrys_main_zone() -> None:
+    assert len(zones_for("+79161234567")) == 16  # a Moscow mobile: anywhere in Russia
+    assert main_zone("+79161234567") == ZoneInfo("Europe/Moscow")
+    assert main_zone("+61412345678") == ZoneInfo("Australia/Sydney")
+    assert main_zone("US.1502576394655843") == ZoneInfo("America/New_York")
+    assert main_zone("+12125551234") is None  # one zone: none needed
+    assert main_zone("not a number") is None
+
+
+def test_every_calling_code_that_spans_zones_names_its_main_zone() -> None:
+    """A new multi-zone country in phonenumbers' data fails here rather than falling back to
+    the campaign's zone, perhaps on another continent."""
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        if len(getattr(number_zones, "TIMEZONE_DATA", {}).get(str(code), ())) > 1:
+            assert regions[0] in MAIN_ZONES, (code, regions)
+    assert all(ZoneInfo(name) for name in MAIN_ZONES.values())

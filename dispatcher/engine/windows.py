@@ -30,7 +30,7 @@ from dispatcher.store import Store
 from dispatcher.store.models import Campaign, CampaignStatus, Claim, ClaimedRecipient
 from dispatcher.store.windows import Held
 from dispatcher.windows import HORIZON, SendWindow
-from dispatcher.zones import zones_for
+from dispatcher.zones import recipient_zones
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,13 @@ class WindowKeeper:
         if window is None or not window.per_recipient:
             return claim.recipients
         now = self.now()
-        openings: dict[tuple[ZoneInfo, ...], datetime | None] = {}
+        openings: dict[tuple[tuple[ZoneInfo, ...], ZoneInfo | None], datetime | None] = {}
         admitted, deferred = [], []
         for recipient in claim.recipients:
-            zones = zones_for(recipient.address)
-            if zones not in openings:
-                openings[zones] = window.opening_for(now, zones)
-            opening = openings[zones]
+            key = recipient_zones(recipient.address)
+            if key not in openings:
+                openings[key] = window.opening_for(now, *key)
+            opening = openings[key]
             if opening == now:
                 admitted.append(recipient)
             else:
