@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -335,8 +336,10 @@ class CampaignOut(BaseModel):
     next_window_at: datetime | None = Field(
         default=None, description="When the first of those waiting may be sent."
     )
-    retry_policy: RetryPolicy = Field(
-        description="The retry policy in force (the default when none was given)."
+    retry_policy: RetryPolicy | dict[str, Any] = Field(
+        description="The retry policy in force (the default when none was given). A stored "
+        "policy that a later release no longer accepts is shown as stored; it retries "
+        "nothing."
     )
     retry_waiting: int = Field(
         default=0,
@@ -346,8 +349,17 @@ class CampaignOut(BaseModel):
 
     @field_validator("retry_policy", mode="before")
     @classmethod
-    def _default_policy(cls, value: Any) -> Any:
-        return DEFAULT_POLICY if value is None else value
+    def _stored_policy(cls, value: Any) -> Any:
+        # Read leniently: the policy was validated when the campaign was created; a rule
+        # tightened since must not turn every read of the campaign into a 500.
+        if value is None:
+            return DEFAULT_POLICY
+        if isinstance(value, RetryPolicy):
+            return value
+        try:
+            return RetryPolicy.model_validate(value)
+        except ValidationError:
+            return dict(value) if isinstance(value, dict) else {"stored": value}
 
     ab_test: dict[str, Any] | None = Field(
         default=None,

@@ -27,11 +27,14 @@ COUNTED = (
     "duplicates",
     "suppressed",
     "invalid",
+    "expired",
 )
 """The ``status`` tag's values. ``sent`` / ``delivered`` / ``read`` / ``failed`` /
-``duplicates`` / ``suppressed`` / ``invalid`` are the campaign's counters (``sent`` stays
-when a message later fails); ``pending`` / ``queued`` / ``sending`` are the recipients in
-that status now."""
+``duplicates`` / ``suppressed`` / ``invalid`` / ``expired`` are the campaign's counters
+(``sent`` and ``failed`` count each recipient's current attempt: ``sent`` stays when a message
+later fails for good, and both drop when a failed one is moved back to pending for an
+automatic retry); ``pending`` / ``queued`` / ``sending`` are the recipients in that status
+now."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -58,6 +61,7 @@ def counts(campaign: Campaign) -> dict[str, int]:
         "duplicates": campaign.total_duplicates,
         "suppressed": campaign.total_suppressed,
         "invalid": campaign.total_invalid,
+        "expired": campaign.total_expired,
     }
 
 

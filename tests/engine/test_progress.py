@@ -79,3 +79,21 @@ def test_a_campaign_gone_before_its_final_round_is_forgotten() -> None:
     progress.update([a], [])
     progress.forget(progress.left([]))
     assert progress.tracked == set()
+
+
+def test_every_recipient_is_in_a_published_status_expired_ones_too() -> None:
+    """Recipients left once a campaign is done: sent, failed, or never sent for a reason
+    (duplicate, suppressed, invalid, expired); none may be missing from the metrics."""
+    done = replace(
+        campaign(sent=40, pending=0),
+        status=CampaignStatus.COMPLETED,
+        total_failed=10,
+        total_duplicates=5,
+        total_suppressed=5,
+        total_invalid=10,
+        total_expired=30,
+    )
+    (sample,) = CampaignProgress(FakeClock()).update([], [done])
+    never_sent = ("failed", "duplicates", "suppressed", "invalid", "expired")
+    assert sample.by_status["expired"] == 30
+    assert sample.by_status["sent"] + sum(sample.by_status[s] for s in never_sent) == sample.total
