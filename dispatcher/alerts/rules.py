@@ -17,6 +17,7 @@ from typing import Any
 
 from dispatcher.alerts.events import Alert, AlertKind
 from dispatcher.policies.circuit_breaker import BreakerState
+from dispatcher.store.attempts import REOPENED_FOR_RETRY
 from dispatcher.store.models import Campaign, CampaignStatus, Instance, LimitSource
 
 SPAM_RATE_LIMIT_CODE = 131048
@@ -187,11 +188,17 @@ class AlertRules:
             if seen in self._finished:
                 continue
             failed = campaign.status is CampaignStatus.FAILED
+            again = not failed and campaign.status_reason == REOPENED_FOR_RETRY
             yield Alert.of(
                 AlertKind.CAMPAIGN_FAILED if failed else AlertKind.CAMPAIGN_COMPLETED,
                 str(campaign.id),
-                f"Campaign {campaign.name} {'failed' if failed else 'completed'}",
-                campaign.status_reason or ("failed" if failed else "every recipient settled"),
+                # A late failure ran it again for a retry: its first completion was alerted
+                # already; this one says it is the retries' end, not a repeat.
+                f"Campaign {campaign.name} "
+                f"{'failed' if failed else 'completed again' if again else 'completed'}",
+                "its automatic retries after a late failure settled"
+                if again
+                else campaign.status_reason or ("failed" if failed else "every recipient settled"),
                 campaign=str(campaign.id),
                 recipients=campaign.total_recipients,
                 sent=campaign.total_sent,

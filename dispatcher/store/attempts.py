@@ -27,6 +27,11 @@ import asyncpg
 
 from dispatcher.store.models import CampaignStatus, RecipientStatus
 
+REOPENED_FOR_RETRY = "reopened: a failure reported after it completed is retried automatically"
+"""The status reason of a completed campaign a late failure (a 131049 webhook hours later)
+ran again for its retry: shown while it runs and kept once it completes again, so the
+console, the CLI and the completion alert say why it ran twice."""
+
 RETRY_WAITING = """(SELECT count(*) FROM whatsapp_campaign_recipients w
     WHERE w.campaign_id = whatsapp_campaigns.id AND w.status = 'pending' AND w.retries > 0)
     AS retry_waiting"""
@@ -176,7 +181,8 @@ class Attempts:
 
         Rows no longer failed (revived meanwhile) are skipped; their inbox entries go too. A
         completed campaign given a retry (its failure came by webhook after it completed)
-        runs again until the retry is settled.
+        runs again until the retry is settled, its status reason saying so
+        (:data:`REOPENED_FOR_RETRY`).
         """
         if not decided:
             return Settled(0, [], [])
@@ -200,11 +206,13 @@ class Attempts:
             reopened = await conn.fetch(
                 """
                 UPDATE whatsapp_campaigns
-                SET status = 'running', finished_at = NULL, updated_at = now()
+                SET status = 'running', status_reason = $2, finished_at = NULL,
+                    updated_at = now()
                 WHERE id = ANY($1::uuid[]) AND status = 'completed'
                 RETURNING id
                 """,
                 list(row["campaigns"]),
+                REOPENED_FOR_RETRY,
             )
         return Settled(row["recorded"], list(row["retried"]), [r["id"] for r in reopened])
 

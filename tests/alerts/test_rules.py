@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -11,6 +13,9 @@ from dispatcher.alerts.events import Alert, AlertKind, scrub
 from dispatcher.alerts.formats import slack_payload
 from dispatcher.alerts.rules import AlertRules, Snapshot
 from dispatcher.alerts.sender import MaskWebhookUrls
+from dispatcher.store.attempts import REOPENED_FOR_RETRY
+from dispatcher.store.models import CampaignStatus
+from tests.alerts.test_sender import NOW, campaign
 
 
 def stats(breaker: str = "closed", spam: int = 0, state: str = "running") -> dict[str, Any]:
@@ -83,3 +88,18 @@ def test_webhook_urls_are_masked_as_httpx_prints_them() -> None:
     MaskWebhookUrls({"slack": configured}).filter(record)
     assert "secretpart" not in record.getMessage()
     assert "<slack webhook>" in record.getMessage()
+
+
+def test_a_campaign_reopened_for_a_retry_completes_again_not_twice_the_same() -> None:
+    """A 131049 reported hours after completion runs it again for the retry: its second
+    completion is announced as the retries' end, not as a repeat of the first."""
+    first = campaign(CampaignStatus.COMPLETED)
+    rules = AlertRules()
+    (done,) = rules.changes(Snapshot(finished_campaigns=[first]))
+    assert done.title == "Campaign c-completed completed"
+    assert rules.changes(Snapshot(finished_campaigns=[first])) == []
+    later = replace(first, status_reason=REOPENED_FOR_RETRY, finished_at=NOW + timedelta(days=1))
+    (again,) = rules.changes(Snapshot(finished_campaigns=[later]))
+    assert again.kind is AlertKind.CAMPAIGN_COMPLETED
+    assert again.title == "Campaign c-completed completed again"
+    assert "retries" in again.text

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from dispatcher.engine.auto_retry import RetrySweep
 from dispatcher.engine.retry import EXHAUSTED
 from dispatcher.store import Store
-from dispatcher.store.attempts import Decided
+from dispatcher.store.attempts import REOPENED_FOR_RETRY, Decided
 from dispatcher.store.models import CampaignStatus, SendOutcome, SendResult, StatusUpdate
 from dispatcher.store.models import RecipientStatus as R
 from tests.store.conftest import MakeWorld, World, assert_counters_exact, phones
@@ -253,4 +253,5 @@ async def test_a_failure_after_completion_reopens_the_campaign_for_its_retry(
         1,
         None,
     )
+    assert campaign.status_reason == REOPENED_FOR_RETRY  # shown while it runs again
     assert not await store.campaigns.complete_if_settled(world.campaign.id)
