@@ -71,7 +71,8 @@
 
   const num = (value) =>
     value === undefined || value === null ? "–" : Number(value).toLocaleString("en-US");
-  const small = (text) => el("span", { class: "small" }, text);
+  const small = (text, note) =>
+    el("span", note ? { class: "small", "data-note": note } : { class: "small" }, text);
   const badge = (text) => el("span", { class: `badge ${text}` }, text || "–");
   const short = (id) => String(id || "").slice(0, 8);
 
@@ -144,11 +145,18 @@
     return tr;
   }
 
-  // Recipients outside their send window: how many, and when the first may go.
-  function waitingNote(c) {
-    if (!c.waiting) return c.total_expired ? small(`${num(c.total_expired)} expired`) : null;
-    const at = c.next_window_at ? new Date(c.next_window_at).toLocaleString() : "?";
-    return small(`${num(c.waiting)} waiting until ${at}`);
+  // What of a campaign waits, and what will never go: recipients outside their send window
+  // (how many, and when the first may go), failures waiting for an automatic retry (counted
+  // in pending too), rows past the campaign's expiry.
+  function waitingNotes(c) {
+    const notes = [];
+    if (c.waiting) {
+      const at = c.next_window_at ? new Date(c.next_window_at).toLocaleString() : "?";
+      notes.push(small(`${num(c.waiting)} waiting until ${at}`, "waiting"));
+    }
+    if (c.retry_waiting) notes.push(small(`${num(c.retry_waiting)} waiting for a retry`, "retry_waiting"));
+    if (c.total_expired) notes.push(small(`${num(c.total_expired)} expired`, "expired"));
+    return notes;
   }
 
   function updateCampaign(tr, c) {
@@ -159,7 +167,7 @@
     const perS = c.status === "running" ? rate(c, done) : 0;
     const cells = [
       [c.name, small(short(c.id))],
-      [badge(c.status), c.status_reason ? small(c.status_reason) : null, waitingNote(c)],
+      [badge(c.status), c.status_reason ? small(c.status_reason) : null, ...waitingNotes(c)],
       bar(done, c.total_recipients, `${num(done)} / ${num(c.total_recipients)}`),
       num(c.total_sent),
       num(c.total_delivered),

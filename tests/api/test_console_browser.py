@@ -219,6 +219,43 @@ async def test_each_campaign_shows_once_newest_first_and_a_cut_listing_says_so(
         await api.post(f"/campaigns/{made.id}/cancel")
 
 
+@pytest.mark.timeout(120)
+async def test_a_campaign_row_shows_what_waits_for_its_window_and_its_retries(
+    store: Store, api: httpx.AsyncClient, page: Page
+) -> None:
+    """The API's own answer for a campaign, with rows waiting for their window and for a
+    retry and some expired (served to the page as the API would answer it)."""
+    created = await store.campaigns.create("console-waiting", {}, [])
+    shown = (await api.get(f"/campaigns/{created.id}")).json()
+    shown.update(
+        status="running",
+        pending=8,
+        waiting=5,
+        next_window_at="2099-01-01T09:00:00Z",
+        retry_waiting=3,
+        total_expired=2,
+    )
+
+    async def answer(route: Any) -> None:
+        await route.fulfill(json={"items": [shown], "next_after": None})
+
+    await page.route("**/api/whatsapp/campaigns?**", answer)
+    try:
+        await sign_in(page)
+        status = page.locator(f'tr[data-campaign-id="{created.id}"] td[data-field="status"]')
+        await status.wait_for(timeout=15_000)
+        notes = {
+            note: await status.locator(f'[data-note="{note}"]').inner_text()
+            for note in ("waiting", "retry_waiting", "expired")
+        }
+        assert notes["waiting"].startswith("5 waiting until ")
+        assert "2099" in notes["waiting"]
+        assert notes["retry_waiting"] == "3 waiting for a retry"
+        assert notes["expired"] == "2 expired"
+    finally:
+        await api.post(f"/campaigns/{created.id}/cancel")
+
+
 def luminance(css: str) -> float:
     """WCAG relative luminance of an ``rgb(r, g, b)`` / ``rgba(...)`` computed colour."""
     channels = [float(c) / 255 for c in css[css.index("(") + 1 : -1].split(",")[:3]]
