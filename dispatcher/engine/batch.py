@@ -10,7 +10,7 @@ data finds its template where it always was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -25,9 +25,10 @@ class BatchItem:
     address: str
     variables: Variables
     attempts: int
-    variant: int | None = None
+    # Keyword-only: two optional ints side by side are too easy to swap by position.
+    variant: int | None = field(default=None, kw_only=True)
     """Which of the campaign's A/B variants to send (``dispatcher/ab``); None: its template."""
-    retries: int | None = None
+    retries: int | None = field(default=None, kw_only=True)
     """The row's automatic retries when claimed (its tag's attempt); None in a batch routed
     before it was carried."""
 

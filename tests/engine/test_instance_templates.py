@@ -98,7 +98,7 @@ async def test_each_recipient_gets_its_own_message_and_one_over_a_limit_fails_al
     assert stored is not None
     template = template_from_json(stored)
     expected = {
-        _hash(send_body(template, BatchItem(r.id, r.phone or "", r.variables, 0, 0), tag))
+        _hash(send_body(template, BatchItem(r.id, r.phone or "", r.variables, 0, retries=0), tag))
         for r in rows.values()
     }
     requests = await sandbox.requests()
@@ -107,7 +107,9 @@ async def test_each_recipient_gets_its_own_message_and_one_over_a_limit_fails_al
     # A placeholder inside a value went out as literal text.
     sample = rows[given[0].phone]
     body = orjson.loads(
-        send_body(template, BatchItem(sample.id, sample.phone or "", sample.variables, 0, 0), tag)
+        send_body(
+            template, BatchItem(sample.id, sample.phone or "", sample.variables, 0, retries=0), tag
+        )
     )
     assert body["template"]["components"][1]["parameters"][0]["text"] == "Olá Ana 0, {{name}}"
     # The template came from Postgres once, not with the batch.

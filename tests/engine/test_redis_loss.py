@@ -218,7 +218,9 @@ async def test_batches_routed_again_after_the_loss_send_the_template_kept_in_pos
     expected = {
         hashlib.blake2b(
             send_body(
-                template_from_json(stored), BatchItem(r.id, r.phone or "", r.variables, 0, 0), tag
+                template_from_json(stored),
+                BatchItem(r.id, r.phone or "", r.variables, 0, retries=0),
+                tag,
             ),
             digest_size=8,
         ).hexdigest()
