@@ -12,8 +12,12 @@ from api.schema_base import Input, TemplateIn
 from dispatcher.ab.report import VariantLine, Winner
 from dispatcher.ab.settings import (
     DEFAULT_CONFIDENCE,
+    DEFAULT_MAX_LOOKS,
     DEFAULT_MIN_SENDS,
+    DEFAULT_READ_AFTER_S,
     MAX_CONFIDENCE,
+    MAX_LOOKS,
+    MAX_READ_AFTER_S,
     MAX_WEIGHT,
     MIN_CONFIDENCE,
     AbTest,
@@ -37,12 +41,20 @@ class VariantIn(Input):
 
 
 class AutoWinnerIn(Input):
-    """Pick a winner automatically: once every variant has ``min_sends_per_variant`` sends,
-    a variant whose read rate beats every other at ``confidence`` (one-sided two-proportion
-    z-test) gets the rest of the campaign."""
+    """Pick a winner automatically: a variant whose read rate beats every other gets the rest
+    of the campaign. Judged at most ``max_looks`` times, when the smallest variant's sends
+    older than ``read_after_s`` reach ``min_sends_per_variant`` times 1, 2, 4...; each look
+    compares the best variant with each other one (one-sided two-proportion z-test) at
+    p < (1 - confidence) / (variants * max_looks), so the chance of a false winner over all
+    looks and variants is at most 1 - confidence (Bonferroni)."""
 
     min_sends_per_variant: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_MIN_SENDS
     confidence: Confidence = DEFAULT_CONFIDENCE
+    max_looks: Annotated[int, Field(ge=1, le=MAX_LOOKS)] = DEFAULT_MAX_LOOKS
+    read_after_s: Annotated[float, Field(ge=0, le=MAX_READ_AFTER_S)] = Field(
+        default=DEFAULT_READ_AFTER_S,
+        description="Sends count toward a look only once this old: reads take time.",
+    )
 
 
 def ab_test(
@@ -57,7 +69,12 @@ def ab_test(
         confidence=DEFAULT_CONFIDENCE if confidence is None else confidence,
         auto_winner=None
         if auto_winner is None
-        else AutoWinner(auto_winner.min_sends_per_variant, auto_winner.confidence),
+        else AutoWinner(
+            auto_winner.min_sends_per_variant,
+            auto_winner.confidence,
+            auto_winner.max_looks,
+            auto_winner.read_after_s,
+        ),
     )
 
 

@@ -46,7 +46,8 @@ def winner_line(report: dict[str, Any]) -> str:
             return "winner: none (no automatic winner set)"
         return (
             f"winner: not yet (automatic after {auto['min_sends_per_variant']:,} sends per "
-            f"variant, at {auto['confidence']:.0%} confidence)"
+            f"variant, at {auto['confidence']:.0%} confidence over at most "
+            f"{auto.get('max_looks', 5)} looks)"
         )
     figures = winner["figures"]
     label = figures["variants"][winner["variant"]]["label"]

@@ -181,7 +181,8 @@ class Dispatcher:
 
         ``variants`` instead of ``template``: an A/B test, each ``{"template", "weight",
         "label"}`` (2 to 10); ``confidence`` of the read rates' intervals (0.95);
-        ``auto_winner``: ``{"min_sends_per_variant", "confidence"}`` (README, A/B variants).
+        ``auto_winner``: ``{"min_sends_per_variant", "confidence", "max_looks",
+        "read_after_s"}`` (README, A/B variants).
         A ``ValueError`` names the setting that is wrong."""
         window = None if send_window is None else SendWindowIn.model_validate(send_window)
         if expires_at is not None:

@@ -44,7 +44,12 @@ def test_a_campaign_of_variants_through_the_sdk(stack: Stack) -> None:
         ]
         assert [v.sent for v in report.variants] == [0, 0]
         assert report.winner is None
-        assert report.to_json()["auto_winner"] == {"min_sends_per_variant": 100, "confidence": 0.95}
+        assert report.to_json()["auto_winner"] == {
+            "min_sends_per_variant": 100,
+            "confidence": 0.95,
+            "max_looks": 5,
+            "read_after_s": 3_600.0,
+        }
         plain = d.create_campaign("sdk-plain", A, [instance.id])
         assert d.variants(plain.id) is None
         with pytest.raises(ValueError, match=r"^template"):

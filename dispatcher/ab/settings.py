@@ -15,6 +15,14 @@ MIN_CONFIDENCE, MAX_CONFIDENCE = 0.5, 0.999
 """Below 0.5 a "winner" may be the worse variant; 1 can never be reached."""
 MAX_WEIGHT = 1_000_000.0
 DEFAULT_MIN_SENDS = 1_000
+DEFAULT_MAX_LOOKS = 5
+MAX_LOOKS = 20
+"""Each look spends 1/looks of the error budget: beyond 20 a look's test is too strict to be
+worth the while."""
+DEFAULT_READ_AFTER_S = 3_600.0
+MAX_READ_AFTER_S = 7 * 86_400.0
+"""A send counts toward a look only this long after it went out: reads take time, and a look
+judging fresh sends favours the template read sooner, not the one read more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +37,16 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class AutoWinner:
-    """Once every variant has ``min_sends_per_variant`` sends, a variant whose read rate beats
-    every other at ``confidence`` (one-sided) takes the rest of the campaign."""
+    """A variant whose read rate beats every other takes the rest of the campaign. Judged at
+    at most ``max_looks`` looks (the smallest variant's matured sends reaching
+    ``min_sends_per_variant`` times 1, 2, 4...), on sends older than ``read_after_s``; the
+    chance of a false winner over all looks is at most ``1 - confidence``
+    (``dispatcher/ab/winner.py``)."""
 
     min_sends_per_variant: int
     confidence: float
+    max_looks: int = DEFAULT_MAX_LOOKS
+    read_after_s: float = DEFAULT_READ_AFTER_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,8 @@ class AbTest:
             else {
                 "min_sends_per_variant": self.auto_winner.min_sends_per_variant,
                 "confidence": self.auto_winner.confidence,
+                "max_looks": self.auto_winner.max_looks,
+                "read_after_s": self.auto_winner.read_after_s,
             },
         }
 
@@ -73,7 +88,13 @@ class AbTest:
             confidence=float(data.get("confidence", DEFAULT_CONFIDENCE)),
             auto_winner=None
             if auto is None
-            else AutoWinner(int(auto["min_sends_per_variant"]), float(auto["confidence"])),
+            else AutoWinner(
+                int(auto["min_sends_per_variant"]),
+                float(auto["confidence"]),
+                # Settings stored before looks existed get the defaults.
+                int(auto.get("max_looks", DEFAULT_MAX_LOOKS)),
+                float(auto.get("read_after_s", DEFAULT_READ_AFTER_S)),
+            ),
         )
 
 
@@ -111,9 +132,17 @@ def ab_test_from(
         auto = AutoWinner(
             int(auto_winner.get("min_sends_per_variant", DEFAULT_MIN_SENDS)),
             float(auto_winner.get("confidence", DEFAULT_CONFIDENCE)),
+            int(auto_winner.get("max_looks", DEFAULT_MAX_LOOKS)),
+            float(auto_winner.get("read_after_s", DEFAULT_READ_AFTER_S)),
         )
         if auto.min_sends_per_variant < 1:
             raise ValueError("auto_winner.min_sends_per_variant: must be at least 1")
+        if not 1 <= auto.max_looks <= MAX_LOOKS:
+            raise ValueError(f"auto_winner.max_looks: must be between 1 and {MAX_LOOKS}")
+        if not 0 <= auto.read_after_s <= MAX_READ_AFTER_S:
+            raise ValueError(
+                f"auto_winner.read_after_s: must be between 0 and {MAX_READ_AFTER_S:,.0f}"
+            )
         _check_confidence("auto_winner.confidence", auto.confidence)
     confidence = DEFAULT_CONFIDENCE if confidence is None else float(confidence)
     _check_confidence("confidence", confidence)

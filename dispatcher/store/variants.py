@@ -89,6 +89,25 @@ class Variants:
             None if won is None else _winner(won),
         )
 
+    async def matured(self, campaign_id: UUID, read_after_s: float) -> list[VariantCounts]:
+        """Per variant, the sends at least ``read_after_s`` old and how many of them were
+        read: what a look of the automatic winner judges (``dispatcher/ab/winner.py``). The
+        counters cannot tell a send's age; this reads the campaign's rows through its index
+        (no table scan, tests/store/test_hot_path_plans.py), once per look, a few times in a
+        campaign's life."""
+        rows = await self._pool.fetch(
+            """
+            SELECT variant, count(*) AS sent, count(*) FILTER (WHERE status = 'read') AS read
+            FROM whatsapp_campaign_recipients
+            WHERE campaign_id = $1 AND variant IS NOT NULL
+              AND sent_at <= now() - make_interval(secs => $2)
+            GROUP BY variant ORDER BY variant
+            """,
+            campaign_id,
+            float(read_after_s),
+        )
+        return [VariantCounts(row["variant"], sent=row["sent"], read=row["read"]) for row in rows]
+
     async def undecided(self, campaign_ids: Sequence[UUID]) -> dict[UUID, list[VariantCounts]]:
         """Of ``campaign_ids``, those without a winner yet: their counters."""
         rows = await self._pool.fetch(

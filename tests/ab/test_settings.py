@@ -15,7 +15,16 @@ def test_defaults_and_a_round_trip_through_json() -> None:
     assert ab.confidence == 0.95
     assert ab.auto_winner is not None
     assert (ab.auto_winner.min_sends_per_variant, ab.auto_winner.confidence) == (1_000, 0.95)
+    assert (ab.auto_winner.max_looks, ab.auto_winner.read_after_s) == (5, 3_600.0)
     assert AbTest.from_json(ab.to_json()) == ab
+
+
+def test_settings_stored_before_looks_get_the_defaults() -> None:
+    stored = {"variants": [{"label": "A", "weight": 1, "template": T}] * 2}
+    stored["auto_winner"] = {"min_sends_per_variant": 10, "confidence": 0.9}
+    auto = AbTest.from_json(stored).auto_winner
+    assert auto is not None
+    assert (auto.max_looks, auto.read_after_s) == (5, 3_600.0)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +38,9 @@ def test_defaults_and_a_round_trip_through_json() -> None:
         ([{"template": T}] * 2, 1.0, None, "confidence"),
         ([{"template": T}] * 2, None, {"min_sends_per_variant": 0}, "auto_winner.min_sends"),
         ([{"template": T}] * 2, None, {"confidence": 0.1}, "auto_winner.confidence"),
+        ([{"template": T}] * 2, None, {"max_looks": 0}, "auto_winner.max_looks"),
+        ([{"template": T}] * 2, None, {"max_looks": 21}, "auto_winner.max_looks"),
+        ([{"template": T}] * 2, None, {"read_after_s": -1}, "auto_winner.read_after_s"),
     ],
 )
 def test_a_wrong_setting_is_named(

@@ -58,7 +58,7 @@ async def _run(stack: Stack, store: Store, control: SandboxControl) -> None:
         "name": f"ab-{uuid.uuid4().hex[:6]}",
         "instance_ids": [str(instance.id)],
         "variants": [{"template": LOW, "label": "low"}, {"template": HIGH, "label": "high"}],
-        "auto_winner": {"min_sends_per_variant": 20, "confidence": 0.95},
+        "auto_winner": {"min_sends_per_variant": 20, "confidence": 0.95, "read_after_s": 2},
         "recipients": [{"phone": phone} for phone in phones],
     }
     async with httpx.AsyncClient(

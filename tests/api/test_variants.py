@@ -43,6 +43,8 @@ def _body(idle_instance: str, **fields: Any) -> dict[str, Any]:
             "auto_winner.min_sends_per_variant",
         ),
         ({"variants": TWO, "auto_winner": {"confidence": 0.2}}, "auto_winner.confidence"),
+        ({"variants": TWO, "auto_winner": {"max_looks": 21}}, "auto_winner.max_looks"),
+        ({"variants": TWO, "auto_winner": {"read_after_s": -1}}, "auto_winner.read_after_s"),
     ],
 )
 async def test_invalid_settings_are_a_422_naming_the_field(
@@ -69,7 +71,12 @@ async def test_a_campaign_of_variants_shows_them_with_zero_counters(
     assert [v["label"] for v in campaign["ab_test"]["variants"]] == ["A", "bold"]
     shown = (await api.get(f"/campaigns/{campaign['id']}/variants")).json()
     assert shown["confidence"] == 0.95
-    assert shown["auto_winner"] == {"min_sends_per_variant": 50, "confidence": 0.95}
+    assert shown["auto_winner"] == {
+        "min_sends_per_variant": 50,
+        "confidence": 0.95,
+        "max_looks": 5,
+        "read_after_s": 3_600.0,
+    }
     assert shown["winner"] is None
     lines = shown["variants"]
     assert [(v["variant"], v["label"], v["weight"]) for v in lines] == [
