@@ -32,7 +32,7 @@ from dispatcher.engine.pipeline import (
     SendPipeline,
     Suppress,
 )
-from dispatcher.engine.templates import CampaignTemplates, TemplateCache
+from dispatcher.engine.templates import CampaignTemplates, TemplateCache, UnknownVariantError
 from dispatcher.meta.callback_tag import CallbackTag
 from dispatcher.meta.client import MetaClient
 from dispatcher.meta.error_codes import ErrorClass
@@ -73,18 +73,45 @@ def _message(
     )
 
 
-def _unsendable(item: BatchItem, instance_id: UUID, error: RenderLimitError) -> SendResult:
-    """A recipient whose own message breaks Meta's limits fails alone, never sent."""
+def _unsendable(
+    item: BatchItem, instance_id: UUID, error: RenderLimitError | UnknownVariantError
+) -> SendResult:
+    """A recipient whose own message breaks Meta's limits, or whose variant is none of the
+    campaign's, fails alone, never sent."""
+    why = "breaks a limit" if isinstance(error, RenderLimitError) else "has no template"
     return SendResult(
         item.recipient_id,
         SendOutcome.FAILED,
         datetime.now(UTC),
         instance_id=instance_id,
         attempts=item.attempts,
-        error_message="not sent: the message breaks a limit (see error_details)",
+        error_message=f"not sent: the message {why} (see error_details)",
         error_details=str(error)[:500],
         retries=item.retries,
     )
+
+
+def render(
+    job: Job,
+    batch: Batch,
+    templates: CampaignTemplates,
+    items: list[BatchItem],
+    tag: CallbackTag,
+    instance_id: UUID,
+) -> tuple[list[OutgoingMessage], list[SendResult], list[SendResult]]:
+    """The batch's send bodies, and the results of the recipients that fail unsent: (to
+    send, over a limit, of no variant)."""
+    messages: list[OutgoingMessage] = []
+    over: list[SendResult] = []
+    lost: list[SendResult] = []
+    for item in items:
+        try:
+            messages.append(_message(job, batch, templates, item, tag))
+        except RenderLimitError as exc:
+            over.append(_unsendable(item, instance_id, exc))
+        except UnknownVariantError as exc:
+            lost.append(_unsendable(item, instance_id, exc))
+    return messages, over, lost
 
 
 READ_GRACE_S = 2.0
@@ -453,23 +480,24 @@ class InstanceWorker:
     def _messages(
         self, job: Job, batch: Batch, template: CampaignTemplates, items: list[BatchItem]
     ) -> list[OutgoingMessage]:
-        """The batch's send bodies; a recipient whose message breaks a limit is settled as
-        failed at once (written with the batch's other results), the others go on."""
-        tag = self._callback_tag()
-        messages: list[OutgoingMessage] = []
-        for item in items:
-            try:
-                messages.append(_message(job, batch, template, item, tag))
-            except RenderLimitError as exc:
-                self._results.append((job.job_id, _unsendable(item, self.instance_id, exc)))
-                self.unsendable += 1
-        if len(messages) < len(items):
+        """The batch's send bodies; a recipient whose message breaks a limit, or whose variant
+        is none of the campaign's, is settled as failed at once (written with the batch's
+        other results), the others go on."""
+        messages, over, lost = render(
+            job, batch, template, items, self._callback_tag(), self.instance_id
+        )
+        for failed, why in ((over, "their message breaks a limit"), (lost, "of no variant")):
+            if not failed:
+                continue
+            self._results.extend((job.job_id, result) for result in failed)
+            self.unsendable += len(failed)
             log.warning(
-                "instance %s: %d recipients of campaign %s fail unsent, their message breaks "
-                "a limit",
+                "instance %s: %d recipients of campaign %s fail unsent, %s (%s)",
                 self.phone_number_id,
-                len(items) - len(messages),
+                len(failed),
                 batch.campaign_id,
+                why,
+                failed[0].error_details,
             )
         return messages
 

@@ -20,11 +20,25 @@ from uuid import UUID
 import orjson
 
 from dispatcher.engine.batch import template_from_json
+from dispatcher.errors import DispatcherError
 from dispatcher.meta.messages import Template
 
 Stored = dict[str, Any] | tuple[dict[str, Any], Sequence[dict[str, Any]]]
 """A campaign's template as stored, or its template and its variants' templates."""
 Load = Callable[[UUID], Awaitable[Stored | None]]
+
+
+class UnknownVariantError(DispatcherError):
+    """A batch item of a campaign of variants names none of them: sending it another
+    variant's template would send what the recipient was not assigned and count it against
+    the wrong variant. It fails unsent instead."""
+
+    def __init__(self, variant: int | None, variants: int) -> None:
+        super().__init__(
+            f"variant {variant} is not one of the campaign's {variants} variants (0 to "
+            f"{variants - 1})"
+        )
+        self.variant = variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +49,13 @@ class CampaignTemplates:
     variants: tuple[Template, ...] = ()
 
     def pick(self, variant: int | None) -> Template:
-        """The template of ``variant`` (the campaign's own when None or not one of them)."""
-        if variant is None or not 0 <= variant < len(self.variants):
+        """The template of ``variant``; the campaign's own when it has no variants. Raises
+        :class:`UnknownVariantError` when it has variants and ``variant`` is None or not
+        one of them."""
+        if not self.variants:
             return self.default
+        if variant is None or not 0 <= variant < len(self.variants):
+            raise UnknownVariantError(variant, len(self.variants))
         return self.variants[variant]
 
 
