@@ -17,6 +17,7 @@ from api.message_limits import message_problem
 from api.openapi import Operation
 from api.schemas import Appended, RecipientIn, RecipientOut, RecipientPage, RecipientsQuery
 from api.state import app_state
+from dispatcher.ab.settings import AbTest
 from dispatcher.engine.batch import template_from_json
 from dispatcher.errors import CampaignFinishedError
 from dispatcher.meta.messages import Template
@@ -27,16 +28,27 @@ from dispatcher.recipient_files import (
     records,
 )
 from dispatcher.store.campaigns import FINAL
-from dispatcher.store.models import NewRecipient
+from dispatcher.store.models import Campaign, NewRecipient
 
 log = logging.getLogger(__name__)
 
 
+def _templates(campaign: Campaign) -> list[tuple[str, Template]]:
+    """Every template a recipient of the campaign may be sent, with where it is named in an
+    error: each variant's (a row may be sent its own, or the winner's), or the campaign's."""
+    if campaign.ab_test is None:
+        return [("", template_from_json(campaign.template))]
+    return [
+        (f"variants.{index}.", template_from_json(variant.template))
+        for index, variant in enumerate(AbTest.from_json(campaign.ab_test).variants)
+    ]
+
+
 async def _recipients(
-    body: AsyncIterator[bytes], fmt: RecipientFormat, template: Template
+    body: AsyncIterator[bytes], fmt: RecipientFormat, templates: list[tuple[str, Template]]
 ) -> AsyncIterator[NewRecipient]:
     """Validated recipients as the body streams in; a bad line stops the whole ingest, and
-    so does one whose message would break Meta's limits."""
+    so does one whose message would break Meta's limits with any of ``templates``."""
     async for line, record in records(body, fmt):
         try:
             reject_nul(record)
@@ -50,9 +62,10 @@ async def _recipients(
             raise RecipientLineError(
                 line, f"{where}: {details[0]['msg']}" if where else details[0]["msg"]
             ) from None
-        problem = message_problem(template, recipient.variables)
-        if problem is not None:
-            raise RecipientLineError(line, f"variables: {problem}")
+        for where, template in templates:
+            problem = message_problem(template, recipient.variables)
+            if problem is not None:
+                raise RecipientLineError(line, f"{where}variables: {problem}")
         yield recipient.new()
 
 
@@ -74,9 +87,8 @@ async def append_recipients(request: Request) -> Response:
     limits = state.upload_limits
     body = upload_body(request, limits)
     try:
-        template = template_from_json(campaign.template)
         added = await state.store.recipients.ingest(
-            campaign_id, _recipients(body, fmt, template), limits
+            campaign_id, _recipients(body, fmt, _templates(campaign)), limits
         )
     except RecipientLineError as exc:
         raise ApiError(

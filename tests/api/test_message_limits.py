@@ -76,3 +76,28 @@ async def test_append_refuses_the_line_whose_message_breaks_a_limit(
     assert "body text parameter 1 is 1,035 characters" in error["details"]["problem"]
     shown = (await api.get(f"/campaigns/{campaign}")).json()
     assert shown["total_recipients"] == 1  # all or nothing
+
+
+async def test_append_checks_every_variants_template(
+    api: httpx.AsyncClient, idle_instance: str
+) -> None:
+    """Variant 0's template has no header; variant 1's takes the title as one (60 at most):
+    a title of 61 breaks variant 1's message, whichever variant the line is assigned (a
+    winner's template may go to any row)."""
+    plain = {"name": "plain", "language": "en_US", "components": []}
+    body = {"name": unique("limits"), "instance_ids": [idle_instance], "recipients": phones(1)}
+    body["variants"] = [{"template": plain}, {"template": TEMPLATE}]
+    created = await api.post("/campaigns", json=body)
+    assert created.status_code == 201, created.text
+    lines = [{**phone, "variables": HEADER_TOO_LONG} for phone in phones(1)]
+    response = await api.post(
+        f"/campaigns/{created.json()['id']}/recipients",
+        content=b"\n".join(orjson.dumps(line) for line in lines),
+        headers=JSONL,
+    )
+    error = assert_error(response, 422, "invalid_line")
+    assert error["details"] == {
+        "line": 1,
+        "problem": "variants.1.variables: header text parameter 1 is 61 characters, more "
+        "than Meta's limit of 60",
+    }
