@@ -187,3 +187,17 @@ async def test_a_template_hold_reaches_every_variant(store: Store) -> None:
     assert campaign.id in held
     released = await store.campaigns.release_template("promo_b", None)
     assert campaign.id in released
+
+
+async def test_the_counter_trigger_exits_on_new_rows_alone_and_joins_once(store: Store) -> None:
+    """Cost, not behaviour (the counters' exactness is the tests above): a statement on rows
+    without variants reads one transition table before leaving (a variant never goes back
+    to NULL), and the counting joins the two once (migration 0022)."""
+    source = await store.pool.fetchval(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'whatsapp_recipients_variants_updated'"
+    )
+    early_exit, counting = source.split("INSERT INTO", 1)
+    assert "new_rows" in early_exit
+    assert "old_rows" not in early_exit
+    assert counting.count("JOIN old_rows") == 1
+    assert "JOIN new_rows" not in counting
