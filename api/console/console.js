@@ -206,15 +206,30 @@
   const MAX_AB_CAMPAIGNS = 10;
   const pct = (rate) => (rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`);
 
+  // Each campaign's report on its own: one that fails shows that campaign's row as
+  // unavailable (with why), the others' rows stay (Promise.all would drop them all).
   async function variantRows(campaigns) {
     const ab = campaigns.filter((c) => c.ab_test).slice(0, MAX_AB_CAMPAIGNS);
-    const reports = await Promise.all(
+    const reports = await Promise.allSettled(
       ab.map((c) => api("GET", `/campaigns/${encodeURIComponent(c.id)}/variants`)),
     );
-    return ab.flatMap((c, i) => reports[i].variants.map((v) => [c, reports[i], v]));
+    const refused = reports.find((r) => r.status === "rejected" && r.reason instanceof Unauthorized);
+    if (refused) throw refused.reason;
+    return ab.flatMap((c, i) => reports[i].status === "fulfilled"
+      ? reports[i].value.variants.map((v) => [c, reports[i].value, v])
+      : [[c, null, null, reports[i].reason]]);
   }
 
-  function updateVariant(tr, [c, report, v]) {
+  const variantKey = ([c, , v]) => `${c.id}/${v ? v.variant : "unavailable"}`;
+
+  function updateVariant(tr, [c, report, v, error]) {
+    if (!report) {
+      fill(tr, [[c.name, small(short(c.id))], "unavailable",
+        small(`variants not loaded: ${error && error.message ? error.message : "error"}`),
+        ...Array.from({ length: 8 }, () => "–")]);
+      labelVariantCells(tr);
+      return;
+    }
     const w = report.winner;
     const decided = w && w.variant === v.variant
       ? [badge("winner"), small(`z ${w.z.toFixed(2)}, p ${w.p_value.toPrecision(2)}, ${new Date(w.decided_at).toLocaleTimeString()}`)]
@@ -232,6 +247,10 @@
       `${pct(v.read_rate_low)} – ${pct(v.read_rate_high)} (${Math.round(report.confidence * 100)}%)`,
       decided,
     ]);
+    labelVariantCells(tr);
+  }
+
+  function labelVariantCells(tr) {
     const fields = ["campaign", "variant", "template", "weight", "sent", "delivered", "read",
       "failed", "read_rate", "interval", "winner"];
     fields.forEach((field, i) => {
@@ -398,7 +417,7 @@
     if (errors.length) throw errors[0].reason;
     // Last: its own calls, one per A/B campaign listed, never hold the other tables back.
     sync($("variants").tBodies[0], await variantRows(campaigns.value.rows),
-      ([c, , v]) => `${c.id}/${v.variant}`, () => blankRow(11), updateVariant,
+      variantKey, () => blankRow(11), updateVariant,
       "No A/B campaigns");
   }
 

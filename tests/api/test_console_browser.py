@@ -354,3 +354,26 @@ async def test_an_ab_campaigns_variants_are_listed_one_row_each(
             "winner": "deciding",
         }
     assert errors == []
+
+
+@pytest.mark.timeout(120)
+async def test_one_failed_variants_report_marks_its_campaign_and_keeps_the_others(
+    api: httpx.AsyncClient, idle_instance: str, page: Page
+) -> None:
+    kept, broken = [
+        await create_campaign(api, [idle_instance], phones(10), template=None, variants=AB_VARIANTS)
+        for _ in range(2)
+    ]
+
+    async def refuse(route: Any) -> None:
+        await route.fulfill(status=503, content_type="application/json", body='{"error": "x"}')
+
+    await page.route(f"**/campaigns/{broken['id']}/variants", refuse)
+    await sign_in(page)
+    row = page.locator(f'#variants tr[data-key="{kept["id"]}/1"]')
+    await row.wait_for(timeout=15_000)
+    assert await row.locator('td[data-field="variant"]').inner_text() == "long"
+    failed = page.locator(f'#variants tr[data-key="{broken["id"]}/unavailable"]')
+    await failed.wait_for(timeout=15_000)
+    assert await failed.locator('td[data-field="variant"]').inner_text() == "unavailable"
+    assert "variants not loaded" in await failed.locator('td[data-field="template"]').inner_text()
