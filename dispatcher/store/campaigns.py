@@ -58,6 +58,36 @@ _WABA_MATCH = """($%(n)d::text IS NULL
                    WHERE i.id = ANY(instance_ids) AND i.waba_id IS NOT NULL))"""
 
 
+# The released template's rows of whatsapp_paused_templates (``p``): $1 name, $2 language (None:
+# any), $3 WABA (None: any); a row of no language or no WABA is released by any.
+_UNPAUSED = """p.name = $1 AND ($2::text IS NULL OR p.language IN ($2, ''))
+    AND ($3::text IS NULL OR p.waba_id IN ($3, ''))"""
+
+# Whether campaign ``c`` still sends a template known paused (``p``) other than the one
+# released: its live templates are its own (no variants), every variant's, or the winner's
+# once recorded; a paused row matches by name, language ('' any) and WABA ('' any; a
+# campaign with no number of known WABA is judged in the releasing webhook's WABA, $3: another
+# WABA's pause of a template of the same name would otherwise keep it held).
+_STILL_PAUSED = f"""EXISTS (
+    SELECT 1 FROM whatsapp_paused_templates p,
+        LATERAL (SELECT c.template AS t WHERE c.ab_test IS NULL
+                 UNION ALL
+                 SELECT v.value->'template' FROM jsonb_array_elements(c.ab_test->'variants')
+                     WITH ORDINALITY AS v (value, i)
+                 WHERE NOT EXISTS (SELECT 1 FROM whatsapp_variant_winners w
+                                   WHERE w.campaign_id = c.id AND w.variant <> v.i - 1)) live
+    WHERE NOT ({_UNPAUSED})
+      AND p.name = live.t->>'name'
+      AND (p.language = ''
+           OR p.language = coalesce(live.t->'language'->>'code', live.t->>'language'))
+      AND (p.waba_id = ''
+           OR EXISTS (SELECT 1 FROM whatsapp_instances i
+                      WHERE i.id = ANY(c.instance_ids) AND i.waba_id = p.waba_id)
+           OR (p.waba_id = $3
+               AND NOT EXISTS (SELECT 1 FROM whatsapp_instances i
+                               WHERE i.id = ANY(c.instance_ids) AND i.waba_id IS NOT NULL))))"""
+
+
 def _campaign(row: Mapping[str, Any]) -> Campaign:
     return Campaign(
         id=row["id"],
@@ -266,9 +296,15 @@ class Campaigns:
         self, name: str, language: str | None, reason: str, waba_id: str | None = None
     ) -> list[UUID]:
         """Hold every running campaign that sends template ``name`` (in ``language``, or any
-        when None) of WABA ``waba_id`` (any when None; see ``_WABA_MATCH``); the ids held."""
+        when None) of WABA ``waba_id`` (any when None; see ``_WABA_MATCH``); the ids held.
+        The template is recorded as paused until released (migration 0022)."""
         rows = await self._pool.fetch(
             f"""
+            WITH paused AS (
+                INSERT INTO whatsapp_paused_templates (name, language, waba_id)
+                VALUES ($1, coalesce($2::text, ''), coalesce($4::text, ''))
+                ON CONFLICT (name, waba_id, language) DO UPDATE SET paused_at = now()
+            )
             UPDATE whatsapp_campaigns
             SET status = 'held', status_reason = $3, hold_kind = 'template', updated_at = now()
             WHERE status = 'running' AND {_TEMPLATE_MATCH} AND {_WABA_MATCH % {"n": 4}}
@@ -286,13 +322,17 @@ class Campaigns:
     ) -> list[UUID]:
         """``held`` -> ``running`` for campaigns held for template ``name`` of WABA
         ``waba_id`` (as :meth:`hold_template`; holds for bad parameters stay: only the
-        operator lifts those); the ids released."""
+        operator lifts those), unless another of its live templates is still known paused
+        (``_STILL_PAUSED``); the ids released."""
         rows = await self._pool.fetch(
             f"""
-            UPDATE whatsapp_campaigns
+            WITH released AS (
+                DELETE FROM whatsapp_paused_templates p WHERE {_UNPAUSED}
+            )
+            UPDATE whatsapp_campaigns c
             SET status = 'running', status_reason = NULL, hold_kind = NULL, updated_at = now()
             WHERE status = 'held' AND hold_kind = 'template' AND {_TEMPLATE_MATCH}
-              AND {_WABA_MATCH % {"n": 3}}
+              AND {_WABA_MATCH % {"n": 3}} AND NOT {_STILL_PAUSED}
             RETURNING id
             """,
             name,

@@ -201,3 +201,26 @@ async def test_the_counter_trigger_exits_on_new_rows_alone_and_joins_once(store:
     assert "old_rows" not in early_exit
     assert counting.count("JOIN old_rows") == 1
     assert "JOIN new_rows" not in counting
+
+
+async def test_a_hold_stays_while_another_live_variants_template_is_paused(store: Store) -> None:
+    campaign = await ab_campaign(store, phones(5))
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
+    assert campaign.id in await store.campaigns.hold_template("promo_a", "en_US", "A paused")
+    assert campaign.id not in await store.campaigns.hold_template("promo_b", None, "B paused")
+    # A approved: B is still paused, and B is sent too.
+    assert campaign.id not in await store.campaigns.release_template("promo_a", "en_US")
+    held = await store.campaigns.get(campaign.id)
+    assert held is not None
+    assert held.status is CampaignStatus.HELD
+    assert campaign.id in await store.campaigns.release_template("promo_b", "en_US")
+
+
+async def test_once_a_winner_is_recorded_only_its_template_keeps_a_hold(store: Store) -> None:
+    campaign = await ab_campaign(store, phones(5))
+    assert await store.campaigns.transition(campaign.id, CampaignStatus.RUNNING)
+    await store.campaigns.hold_template("promo_a", "en_US", "A paused")
+    await store.campaigns.hold_template("promo_b", "en_US", "B paused")
+    await store.variants.record_winner(campaign.id, Decision(0, 3.0, 0.001, {"variants": []}))
+    # B lost: nothing sends it any more, its pause holds nothing.
+    assert campaign.id in await store.campaigns.release_template("promo_a", None)

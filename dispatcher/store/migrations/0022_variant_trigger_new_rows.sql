@@ -45,3 +45,17 @@ BEGIN
         failed = v.failed + excluded.failed;
     RETURN NULL;
 END $$;
+
+-- Templates known paused: a PAUSED / DISABLED / REJECTED status webhook not yet followed by
+-- APPROVED / REINSTATED, per WABA ('' when the webhook named none) and language ('' for any).
+-- A template hold is released only once none of the campaign's live templates (every
+-- variant's; the winner's alone once one is recorded) is in here: with A and B both paused,
+-- A approved leaves the campaign held until B is too. A handful of rows (templates, not
+-- recipients).
+CREATE TABLE whatsapp_paused_templates (
+    waba_id     text NOT NULL DEFAULT '',
+    name        text NOT NULL,
+    language    text NOT NULL DEFAULT '',
+    paused_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, waba_id, language)
+);
