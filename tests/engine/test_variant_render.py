@@ -33,7 +33,7 @@ def test_pick_refuses_a_variant_the_campaign_lacks() -> None:
 
 def test_an_item_of_no_variant_fails_unsent_and_the_others_go_out() -> None:
     items = [
-        BatchItem(i, f"+551199990000{i}", {}, 0, variant)
+        BatchItem(i, f"+551199990000{i}", {}, 0, variant=variant)
         for i, variant in enumerate([0, None, 1, 7])
     ]
     batch = Batch(uuid.uuid4(), 1, items)

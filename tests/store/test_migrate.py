@@ -31,8 +31,8 @@ async def test_migrations_apply_once_even_with_concurrent_starters(
             )
             # 0003: whatsapp_suppressions; 0006: the coordinator lease; 0007: queue markers;
             # 0016: per-variant counters and winners; 0018: the recipients' attempts and the
-            # retry inbox
-            assert tables == 13
+            # retry inbox; 0022: the templates known paused
+            assert tables == 14
         finally:
             for conn in conns:
                 await conn.close()
